@@ -118,6 +118,10 @@ class Parametrization:
             mean, std = (IMAGENET_MEAN, IMAGENET_STD) if c == 3 else ((0.0,), (1.0,))
         elif mean is None or std is None:
             raise ValueError("give both mean and std, or neither")
+        if isinstance(mean, (int, float)):
+            mean = (mean,)
+        if isinstance(std, (int, float)):
+            std = (std,)
         mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
         if len(mean) == 1 and c == 3:
             mean, std = mean * 3, std * 3
