@@ -1,0 +1,72 @@
+"""Figures: grids of feature visualizations, written as PNG.
+
+Example:
+    >>> import torch, tempfile, os
+    >>> from captum_slingshot.report import fv_grid
+    >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
+    >>> fv_grid({"gc": torch.rand(3, 1, 8, 8)}, path, col_labels=["a", "b", "c"]).endswith("grid.png")
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Dict, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+__all__ = ["fv_grid"]
+
+
+def _to_hwc(img: Tensor):
+    img = img.detach().float().cpu().clamp(0, 1)
+    return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+
+
+def fv_grid(
+    rows: Dict[str, Tensor],
+    path: str,
+    col_labels: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+    cell: float = 1.1,
+) -> str:
+    """Save a grid of images: one row per entry of ``rows`` (``(K, C, H, W)`` in [0, 1]).
+
+    The file is written atomically (temporary file, then rename). Returns ``path``.
+    """
+    if not rows:
+        raise ValueError("nothing to plot: rows is empty")
+    n_cols = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + 1.2, cell * len(rows) + 0.6), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(images):
+                ax.imshow(_to_hwc(images[c]), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.axis("off")
+            if r == 0 and col_labels is not None and c < len(col_labels):
+                ax.set_title(str(col_labels[c]), fontsize=9)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
