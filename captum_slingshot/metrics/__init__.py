@@ -1,5 +1,5 @@
 """How auditors check: similarity, preservation and defense metrics."""
 
-from .similarity import pearson_matrix
+from .similarity import lpips_distance, lpips_model, mse, pearson_matrix, ssim
 
-__all__ = ["pearson_matrix"]
+__all__ = ["lpips_distance", "lpips_model", "mse", "pearson_matrix", "ssim"]
