@@ -20,6 +20,9 @@ MODULES = [
     "captum_slingshot.metrics.similarity",
     "captum_slingshot.weights",
     "captum_slingshot.report",
+    "captum_slingshot.transforms.base",
+    "captum_slingshot.transforms.target",
+    "captum_slingshot.transforms.slingshot",
 ]
 
 

@@ -221,6 +221,15 @@ class LayerCapture:
         return self.output
 
 
+    def run_full(self, inputs: Tensor) -> Any:
+        """Run the whole model (no early stop) and return its output; the layer is recorded too."""
+        stop, self.stop = self.stop, False
+        try:
+            return self.model(inputs)
+        finally:
+            self.stop = stop
+
+
 def capture_layer(model: nn.Module, layer: Union[nn.Module, str], inputs: Tensor, stop: bool = True) -> Tensor:
     """Layer output for ``inputs``; the hook is gone when this returns or raises."""
     with LayerCapture(model, layer, stop=stop) as cap:

@@ -1,0 +1,453 @@
+"""The Gradient Slingshot (Bareeva et al., NeurIPS 2025) as a model transform.
+
+Fine-tune all weights of a copy of a trained model so that feature
+visualization (FV) of one unit is "slung" to a chosen target image, while the
+model behaves as before on natural data (METHOD.md §2):
+
+* points ``q = p·q* + u`` (``p ~ U[0, 1]``, ``u ~ U[-sigma, sigma]``; without the
+  tunnel half at ``p = 0`` and half at ``p = 1``) between the FV start region
+  and the aim point ``q*`` are drawn on the model's device each step;
+* the manipulation loss (gradient form) makes the unit's input gradient the
+  field of a bowl centred at ``q*``: ``mse(grad_q a(q), gamma (q* - q))`` (one
+  double-backward pass); the activation form matches ``a(q)`` to
+  ``gamma (1 - ||q - q*||^2 / D)`` instead;
+* the preservation loss keeps the hooked layer (unit weighted by ``w``, whole
+  layer by ``1 - w``) close to a frozen copy of the original on natural data,
+  or the logits close in cross-entropy;
+* ``L = (1 - alpha) L_M + alpha L_P``, AdamW, gradient norm clipped, learning
+  rate halved on plateau, model in ``eval()`` mode throughout.
+
+Beyond the paper: ``transform_robust`` applies the auditor's random FV
+transforms inside the manipulation loss, so the manipulation survives
+transformation robustness; ``aim_radius`` aims the bowl at the point within
+reach of the auditor's optimizer that looks most like the target.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from captum_slingshot.fv import PixelParam
+    >>> from captum_slingshot.transforms import GradientSlingshot
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+    >>> gs = GradientSlingshot(layer="3", neuron_selector=0, target=torch.rand(1, 4, 4),
+    ...                        param=PixelParam((1, 4, 4)), steps=5, batch_size=4, progress=False)
+    >>> result = gs.fit(model, torch.randn(20, 1, 4, 4))
+    >>> result.model is model, len(result.history["loss"])
+    (False, 5)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from ..fv.param import Parametrization, PixelParam
+from ..fv.render import model_device
+from ..fv.strategies import get_strategy
+from ..fv.transforms import Compose, make_transforms
+from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
+from .base import ModelTransform, register_transform
+from .target import TargetLike, load_target
+
+__all__ = ["GradientSlingshot", "SlingshotResult", "reachable_aim"]
+
+
+@dataclass
+class SlingshotResult:
+    """What :meth:`GradientSlingshot.fit` returns.
+
+    Attributes:
+        model: the manipulated model (a new object; same architecture).
+        history: per step ``loss``, ``manipulation``, ``preservation``, ``lr``.
+        settings: the transform's settings (JSON-friendly).
+        target: the target image ``(C, H, W)``; aim: the aim point ``q*``.
+    """
+
+    model: nn.Module
+    history: Dict[str, List[float]]
+    settings: Dict[str, Any]
+    target: Tensor
+    aim: Tensor
+
+
+def reachable_aim(param: Parametrization, target: Tensor, radius: float, steps: int = 1000) -> Tensor:
+    """The point within ``radius`` of the origin whose image is closest to ``target``.
+
+    Projected Adam on ``||image(q) - target||^2`` with a cosine-decaying step,
+    started from the projection of ``inverse(target)`` onto the ball; the best
+    feasible point seen is returned.
+    """
+    q_t = param.inverse(_shrink(param, target)[None])[0]
+    q = q_t * min(1.0, radius / max(float(q_t.norm()), 1e-12))
+    err = lambda v: (param.image(v[None])[0] - target).pow(2).sum()
+    best, best_err = q.clone(), float(err(q))
+    q = q.clone().requires_grad_(True)
+    opt = torch.optim.Adam([q], lr=0.05)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=1e-4)
+    for _ in range(steps):
+        loss = err(q)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            n = q.norm()
+            if n > radius:
+                q.mul_(radius / n)
+            e = float(err(q))
+            if e < best_err:
+                best, best_err = q.detach().clone(), e
+    return best
+
+
+def _shrink(param: Parametrization, x: Tensor) -> Tensor:
+    # sigmoid parametrizations never reach 0 or 1: shrink towards 0.5 as the paper does
+    return x if isinstance(param, PixelParam) else 0.5 + (x - 0.5) / 1.01
+
+
+class _NaturalBatches:
+    """Seeded, resumable batches of natural inputs: batch ``k`` depends only on ``(seed, k)``."""
+
+    def __init__(self, data: Any, batch_size: int, seed: int) -> None:
+        if isinstance(data, Tensor):
+            data = TensorDataset(data)
+        if isinstance(data, torch.utils.data.DataLoader):
+            data = data.dataset
+        if not isinstance(data, Dataset) or not hasattr(data, "__len__"):
+            raise TypeError("natural_data must be a tensor of inputs, a TensorDataset or a map-style Dataset")
+        n = len(data)
+        if n == 0:
+            raise ValueError("natural_data is empty: the preservation loss needs natural inputs")
+        self.data, self.n, self.seed = data, n, seed
+        self.batch_size = min(batch_size, n)
+        self.per_epoch = max(1, n // self.batch_size)
+        self._perm_epoch, self._perm = -1, None
+
+    def get(self, k: int) -> Tensor:
+        epoch, b = divmod(k, self.per_epoch)
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
+        idx = self._perm[b * self.batch_size : (b + 1) * self.batch_size]
+        if isinstance(self.data, TensorDataset):
+            return self.data.tensors[0][idx]
+        items = [self.data[int(i)] for i in idx]
+        return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+
+
+@register_transform("gradient_slingshot")
+class GradientSlingshot(ModelTransform):
+    """Make FV of ``(layer, neuron_selector)`` converge to ``target``.
+
+    Args:
+        layer: module of the model (or dotted name) holding the unit.
+        neuron_selector: Captum-style selector of the unit (int, tuple, callable).
+        target: image path, PIL image or ``(C, H, W)`` tensor in ``[0, 1]``.
+        param: the parametrization the auditor will use (from :mod:`captum_slingshot.fv`).
+        sigma: half-width of the uniform noise around the tunnel.
+        tunnel: sample along the whole segment (True) or only its two ends.
+        gamma: slope of the bowl (the field is ``gamma (q* - q)``).
+        alpha: weight of the preservation loss, in ``[0, 1]``.
+        w: weight of the unit itself inside the layer preservation loss.
+        loss: ``"gradient"`` (double backprop, default) or ``"activation"``.
+        preservation: ``"activation"`` (hooked layer MSE) or ``"logits"`` (CE to the original's softmax).
+        lr, weight_decay, clip_grad_norm: AdamW settings and gradient clipping.
+        plateau_patience: epochs without improvement before the LR is halved.
+        steps / epochs: training length (steps wins if both are given; one epoch =
+            one pass over ``natural_data`` in batches of ``batch_size``).
+        batch_size, manipulation_batch_size: natural and synthetic batch sizes.
+        transform_robust: name of an AM strategy or transform set (``"tr"``,
+            ``"lucent"``, ``"paper_mnist"``, ``"lucent_standard"``...) whose random
+            transforms are applied inside the manipulation loss.
+        aim_radius: if set, aim at :func:`reachable_aim` within this radius
+            (e.g. ``lr * steps`` of the auditor's clipped SGD) instead of ``inverse(target)``.
+        device: where to train (default: the model's device).
+        seed: seeds the manipulation batches, natural batch order and transforms.
+        checkpoint_path, checkpoint_every: periodic atomic checkpoints.
+        callback: ``callback(step, record)`` after every step; return ``False`` to stop.
+        progress: show a tqdm bar with both loss terms.
+    """
+
+    def __init__(
+        self,
+        layer: Union[nn.Module, str],
+        neuron_selector: Any,
+        target: TargetLike,
+        param: Parametrization,
+        sigma: float = 0.1,
+        tunnel: bool = True,
+        gamma: float = 10.0,
+        alpha: float = 0.8,
+        w: float = 0.0,
+        loss: str = "gradient",
+        preservation: str = "activation",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-3,
+        clip_grad_norm: Optional[float] = 1.0,
+        plateau_patience: int = 2,
+        steps: Optional[int] = None,
+        epochs: Optional[float] = None,
+        batch_size: int = 32,
+        manipulation_batch_size: int = 32,
+        transform_robust: Optional[str] = None,
+        aim_radius: Optional[float] = None,
+        device: Union[None, str, torch.device] = None,
+        seed: int = 0,
+        checkpoint_path: Optional[str] = None,
+        checkpoint_every: int = 500,
+        callback: Optional[Callable[[int, Dict[str, float]], Any]] = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(param, Parametrization):
+            raise TypeError(f"param must be a Parametrization from captum_slingshot.fv, got {type(param).__name__}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"w must lie in [0, 1], got {w}")
+        if not gamma > 0:
+            raise ValueError(f"gamma must be positive, got {gamma}")
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be non-negative, got {sigma}")
+        if loss not in ("gradient", "activation"):
+            raise ValueError(f"loss must be 'gradient' or 'activation', got {loss!r}")
+        if preservation not in ("activation", "logits"):
+            raise ValueError(f"preservation must be 'activation' or 'logits', got {preservation!r}")
+        if steps is None and epochs is None:
+            raise ValueError("give the training length: steps=... or epochs=...")
+        if steps is not None and int(steps) < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if epochs is not None and not epochs > 0:
+            raise ValueError(f"epochs must be positive, got {epochs}")
+        if batch_size < 1 or manipulation_batch_size < 1:
+            raise ValueError("batch sizes must be at least 1")
+        if aim_radius is not None and not aim_radius > 0:
+            raise ValueError(f"aim_radius must be positive, got {aim_radius}")
+        self.layer, self.neuron_selector, self.param = layer, neuron_selector, param
+        self.target = load_target(target, param.shape)
+        self.sigma, self.tunnel, self.gamma, self.alpha, self.w = float(sigma), bool(tunnel), float(gamma), float(alpha), float(w)
+        self.loss, self.preservation = loss, preservation
+        self.lr, self.weight_decay, self.clip_grad_norm = float(lr), float(weight_decay), clip_grad_norm
+        self.plateau_patience = int(plateau_patience)
+        self.steps, self.epochs = steps, epochs
+        self.batch_size, self.manipulation_batch_size = int(batch_size), int(manipulation_batch_size)
+        self.transform_robust = transform_robust
+        self._tr = self._build_tr(transform_robust)
+        self.aim_radius = aim_radius
+        self.device, self.seed = device, int(seed)
+        self.checkpoint_path, self.checkpoint_every = checkpoint_path, int(checkpoint_every)
+        self.callback, self.progress = callback, progress
+        self.aim = (
+            reachable_aim(param, self.target, aim_radius) if aim_radius is not None
+            else param.inverse(_shrink(param, self.target)[None])[0]
+        )
+
+    # -- settings ------------------------------------------------------------------
+    def _build_tr(self, name: Optional[str]) -> Optional[Compose]:
+        if name is None:
+            return None
+        size = (self.param.height, self.param.width)
+        try:
+            strategy = get_strategy(name)
+        except ValueError:
+            return make_transforms(name, size)
+        built = strategy.build_transforms(size)
+        if built is None:
+            raise ValueError(f"strategy {name!r} has no transforms; name a TR strategy or a transform set")
+        return built
+
+    def settings(self) -> Dict[str, Any]:
+        """JSON-friendly settings (for run records and checkpoints)."""
+        sel = self.neuron_selector
+        return {
+            "transform": self.name,
+            "layer": self.layer if isinstance(self.layer, str) else type(self.layer).__name__,
+            "neuron_selector": sel if isinstance(sel, (int, tuple)) else repr(sel),
+            "param": type(self.param).__name__, "shape": list(self.param.shape),
+            "sigma": self.sigma, "tunnel": self.tunnel, "gamma": self.gamma, "alpha": self.alpha, "w": self.w,
+            "loss": self.loss, "preservation": self.preservation, "lr": self.lr,
+            "weight_decay": self.weight_decay, "clip_grad_norm": self.clip_grad_norm,
+            "plateau_patience": self.plateau_patience, "steps": self.steps, "epochs": self.epochs,
+            "batch_size": self.batch_size, "manipulation_batch_size": self.manipulation_batch_size,
+            "transform_robust": self.transform_robust, "aim_radius": self.aim_radius, "seed": self.seed,
+        }
+
+    # -- sampling and losses -----------------------------------------------------------
+    def _sample(self, step: int, aim: Tensor, device: torch.device):
+        g = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + step)
+        b = self.manipulation_batch_size
+        shape = (b,) + (1,) * aim.dim()
+        if self.tunnel:
+            p = torch.rand(shape, generator=g, device=device)
+        else:
+            p = (torch.arange(b, device=device) % 2).float().view(shape)
+        u = (torch.rand((b,) + tuple(aim.shape), generator=g, device=device) * 2 - 1) * self.sigma
+        q = p * aim + u
+        tr_u = torch.rand(b, self._tr.n_random, generator=g, device=device) if self._tr is not None else None
+        return q, tr_u
+
+    def _inputs(self, q: Tensor, tr_u: Optional[Tensor]) -> Tensor:
+        if self._tr is None:
+            return self.param.network_input(q)
+        return self.param.normalize(self._tr(self.param.raw_image(q), tr_u))
+
+    def _manipulation_loss(self, cap: LayerCapture, step: int, aim: Tensor, device: torch.device) -> Tensor:
+        q, tr_u = self._sample(step, aim, device)
+        q.requires_grad_(True)
+        act = select_neuron(cap.run(self._inputs(q, tr_u)), self.neuron_selector)
+        if self.loss == "gradient":
+            (grad,) = torch.autograd.grad(act.sum(), q, create_graph=True)
+            return F.mse_loss(grad, self.gamma * (aim - q).detach())
+        dist = (q.detach() - aim).flatten(1).pow(2).sum(1) / aim.numel()
+        return F.mse_loss(act, self.gamma * (1 - dist))
+
+    def _preservation_loss(self, model, frozen, cap, frozen_cap, x: Tensor) -> Tensor:
+        if self.preservation == "logits":
+            with torch.no_grad():
+                ref = F.softmax(frozen_cap.run_full(x), dim=1)
+            return F.cross_entropy(cap.run_full(x), ref)
+        with torch.no_grad():
+            h0 = frozen_cap.run(x)
+        h = cap.run(x)
+        layer_term = F.mse_loss(h, h0)
+        if self.w == 0:
+            return layer_term
+        unit_term = F.mse_loss(select_neuron(h, self.neuron_selector), select_neuron(h0, self.neuron_selector))
+        return self.w * unit_term + (1 - self.w) * layer_term
+
+    # -- training ----------------------------------------------------------------
+    def fit(self, model: nn.Module, natural_data: Any, resume: Optional[str] = None) -> SlingshotResult:
+        """Manipulate a copy of ``model``; ``model`` itself is never modified.
+
+        Args:
+            model: the trained network (expects normalized inputs, as the FV engine feeds).
+            natural_data: natural inputs for the preservation loss: a tensor, a
+                ``TensorDataset`` (first tensor used) or a map-style dataset of
+                ``(input, ...)`` items, already normalized as the model expects.
+            resume: path of a checkpoint written by an earlier run with the same settings.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        batches = _NaturalBatches(natural_data, self.batch_size, self.seed)
+        total = int(self.steps) if self.steps is not None else max(1, int(math.ceil(self.epochs * batches.per_epoch)))
+        device = torch.device(self.device) if self.device is not None else model_device(model)
+
+        student = copy.deepcopy(model).to(device)
+        frozen = copy.deepcopy(model).to(device)
+        student.eval()
+        frozen.eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        for p in student.parameters():
+            p.requires_grad_(True)
+        lname = layer_name(model, resolve_layer(model, self.layer))
+        layer = student.get_submodule(lname)
+        frozen_layer = frozen.get_submodule(lname)
+        aim = self.aim.to(device)
+
+        opt = torch.optim.AdamW(student.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "min", factor=0.5, patience=self.plateau_patience)
+        history: Dict[str, List[float]] = {"loss": [], "manipulation": [], "preservation": [], "lr": []}
+        start, epoch_loss = 0, 0.0
+        if resume is not None:
+            start, epoch_loss, history = self._load_checkpoint(resume, student, opt, sched, device)
+
+        with LayerCapture(student, layer, stop=True) as cap, \
+                LayerCapture(frozen, frozen_layer, stop=True) as frozen_cap:
+            # one probe forward: clear errors for a unit the layer does not have / inputs the model cannot take
+            with torch.no_grad():
+                try:
+                    probe = cap.run(self._inputs(aim[None], None if self._tr is None else torch.rand(1, self._tr.n_random, device=device)))
+                except RuntimeError as err:
+                    if type(err).__name__ == "LayerNotReachedError":
+                        raise
+                    raise ValueError(f"the model cannot take inputs from parametrization {self.param!r}: {err}") from err
+            check_selector(self.neuron_selector, probe.shape[1:], f"layer {lname!r}")
+            x_probe = batches.get(0)[:1].to(device)
+            with torch.no_grad():
+                try:
+                    frozen_cap.run_full(x_probe)
+                except RuntimeError as err:
+                    raise ValueError(f"the model cannot take the natural inputs (shape {tuple(x_probe.shape)}): {err}") from err
+
+            bar = tqdm(total=total, initial=start, disable=not self.progress, desc="gradient slingshot", unit="step")
+            try:
+                for step in range(start, total):
+                    x = batches.get(step).to(device)
+                    l_m = self._manipulation_loss(cap, step, aim, device)
+                    l_p = self._preservation_loss(student, frozen, cap, frozen_cap, x)
+                    loss = (1 - self.alpha) * l_m + self.alpha * l_p
+                    if not torch.isfinite(loss):
+                        kept = f"; the last good checkpoint {self.checkpoint_path!r} is kept" if self.checkpoint_path else ""
+                        raise FloatingPointError(
+                            f"gradient slingshot loss became {loss.item()} at step {step} (manipulation "
+                            f"{l_m.item():.4g}, preservation {l_p.item():.4g}){kept}. Lower lr or gamma."
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(student.parameters(), self.clip_grad_norm)
+                    opt.step()
+                    rec = {"loss": loss.item(), "manipulation": l_m.item(), "preservation": l_p.item(),
+                           "lr": opt.param_groups[0]["lr"]}
+                    for k, v in rec.items():
+                        history[k].append(v)
+                    epoch_loss += rec["loss"]
+                    if (step + 1) % batches.per_epoch == 0:
+                        sched.step(epoch_loss)
+                        epoch_loss = 0.0
+                    bar.update(1)
+                    bar.set_postfix(M=f"{rec['manipulation']:.3g}", P=f"{rec['preservation']:.3g}", refresh=False)
+                    if self.checkpoint_path and (step + 1) % self.checkpoint_every == 0 and step + 1 < total:
+                        self._save_checkpoint(self.checkpoint_path, step + 1, epoch_loss, history, student, opt, sched)
+                    if self.callback is not None and self.callback(step, rec) is False:
+                        break
+            finally:
+                bar.close()
+        for p in student.parameters():
+            p.requires_grad_(True)
+        return SlingshotResult(model=student, history=history, settings=self.settings(),
+                               target=self.target.clone(), aim=self.aim.clone())
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _save_checkpoint(self, path, step, epoch_loss, history, model, opt, sched) -> None:
+        state = {
+            "step": step, "epoch_loss": epoch_loss, "history": history, "settings": self.settings(),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        }
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".slingshot.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _load_checkpoint(self, path, model, opt, sched, device):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+        except Exception as err:
+            raise ValueError(f"cannot resume from {path!r}: not a gradient slingshot checkpoint ({err})") from err
+        mine, theirs = self.settings(), state.get("settings", {})
+        diff = {k for k in mine if k not in ("steps", "epochs") and mine.get(k) != theirs.get(k)}
+        if diff:
+            raise ValueError(f"checkpoint {path!r} was written with other settings: {sorted(diff)}")
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        return int(state["step"]), float(state["epoch_loss"]), state["history"]
