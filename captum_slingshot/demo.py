@@ -23,6 +23,7 @@ from .data import class_mean_images, load_mnist, normalize_mnist
 from .fv import MNIST_MEAN, MNIST_STD, LucentFourierParam, PixelParam, render
 from .metrics.similarity import pearson_matrix
 from .models import pretrained_mnist_cnn
+from .paths import atomic_path
 from .report import fv_grid
 
 __all__ = ["run_demo", "DEMO_ROWS"]
@@ -91,10 +92,8 @@ def run_demo(
     png = fv_grid(rows, os.path.join(out, "fv_mnist.png"), col_labels=[f"logit {d}" for d in range(10)],
                   title=f"FV of the 10 logits of an MNIST CNN (held-out acc. {acc:.1%}); first of {n_starts} starts")
     mpath = os.path.join(out, "metrics.json")
-    tmp = mpath + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_path(mpath) as tmp, open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
-    os.replace(tmp, mpath)
     metrics["files"] = {"figure": png, "metrics": mpath}
     return metrics
 

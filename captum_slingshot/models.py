@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -31,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .data import load_mnist, normalize_mnist
-from .paths import models_dir
+from .paths import atomic_path, models_dir
 
 __all__ = [
     "MNISTCNN",
@@ -458,16 +456,5 @@ def _mnist_weights_path(epochs: int, seed: int) -> Path:
 
 def _save_atomically(state_dict: dict, path: Path) -> None:
     """Write to a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)

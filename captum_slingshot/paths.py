@@ -11,13 +11,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
+from typing import Iterator, Union
 
 ENV_VAR = "CAPTUM_SLINGSHOT_HOME"
 DEFAULT_HOME = Path("~/.cache/captum_slingshot")
 
-__all__ = ["ENV_VAR", "cache_dir", "data_dir", "models_dir"]
+__all__ = ["ENV_VAR", "cache_dir", "data_dir", "models_dir", "atomic_path"]
 
 
 def cache_dir(*parts: str) -> Path:
@@ -42,3 +45,34 @@ def data_dir() -> Path:
 def models_dir() -> Path:
     """Directory for cached model weights (state dicts)."""
     return cache_dir("models")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Union[str, Path]) -> Iterator[str]:
+    """Yield a temporary file name next to ``path``; on success rename it over ``path``.
+
+    A crash or an exception while writing leaves ``path`` as it was (never a
+    half-written file) and removes the temporary file. Parent folders are created.
+
+    Example:
+        >>> import os, tempfile
+        >>> from captum_slingshot.paths import atomic_path
+        >>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
+        >>> with atomic_path(target) as tmp:
+        ...     _ = open(tmp, "w").write("done")
+        >>> open(target).read()
+        'done'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -10,8 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Dict, Optional, Sequence
 
 import matplotlib
@@ -19,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 from torch import Tensor  # noqa: E402
+
+from .paths import atomic_path  # noqa: E402
 
 __all__ = ["fv_grid"]
 
@@ -58,15 +58,9 @@ def fv_grid(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -41,7 +41,6 @@ import copy
 import dataclasses
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -56,6 +55,7 @@ from ..fv.render import model_device
 from ..fv.strategies import get_strategy
 from ..fv.transforms import Compose, make_transforms
 from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
+from ..paths import atomic_path
 from .base import ModelTransform, register_transform
 from .target import TargetLike, load_target
 
@@ -425,16 +425,8 @@ class GradientSlingshot(ModelTransform):
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
         }
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".slingshot.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
 
     def _load_checkpoint(self, path, model, opt, sched, device):
         if not os.path.isfile(path):
