@@ -34,7 +34,7 @@ from .strategies import AMStrategy, get_strategy
 from .transforms import Compose
 from .units import LayerCapture, NeuronSelector, check_selector, layer_name, resolve_layer, select_neuron
 
-__all__ = ["FVResult", "render", "derive_seeds", "model_device"]
+__all__ = ["FVResult", "render", "derive_seeds", "model_device", "network_input"]
 
 
 @dataclass
@@ -109,7 +109,9 @@ class _TrainingFlags:
             m.training = flag
 
 
-def _network_input(param: Parametrization, q: Tensor, transform: Optional[Compose], u: Optional[Tensor]) -> Tensor:
+def network_input(param: Parametrization, q: Tensor, transform: Optional[Compose] = None,
+                  u: Optional[Tensor] = None) -> Tensor:
+    """What the model sees for ``q``: ``normalize(transform(image(q), u))`` (no transform: ``param.network_input``)."""
     if transform is None:
         return param.network_input(q)
     return param.normalize(transform(param.raw_image(q), u))
@@ -130,7 +132,7 @@ def _validate(model, cap, param, selectors, q_probe, transform, u_probe, layer_d
             f"({expected}, H, W)"
         )
     with torch.no_grad():
-        inputs = _network_input(param, q_probe, transform, u_probe)
+        inputs = network_input(param, q_probe, transform, u_probe)
         try:
             out = cap.run(inputs)
         except RuntimeError as err:
@@ -294,7 +296,7 @@ def _optimize(cap, param, selectors, segments, q0, u, strat: AMStrategy, transfo
     opt = torch.optim.Adam([q], lr=strat.lr) if strat.optimizer == "adam" else None
     traj = torch.empty(q.shape[0], strat.steps, device=q.device)
     for step in range(strat.steps):
-        inputs = _network_input(param, q, transform, u[:, step] if transform is not None else None)
+        inputs = network_input(param, q, transform, u[:, step] if transform is not None else None)
         acts = _row_activations(cap, inputs, selectors, segments)
         (grad,) = torch.autograd.grad(acts.sum(), q)
         if strat.clip_grad_norm is not None:

@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn

@@ -38,10 +38,9 @@ Example:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
@@ -51,7 +50,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ..fv.param import Parametrization, PixelParam
-from ..fv.render import model_device
+from ..fv.render import model_device, network_input
 from ..fv.strategies import get_strategy
 from ..fv.transforms import Compose, make_transforms
 from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
@@ -296,9 +295,7 @@ class GradientSlingshot(ModelTransform):
         return q, tr_u
 
     def _inputs(self, q: Tensor, tr_u: Optional[Tensor]) -> Tensor:
-        if self._tr is None:
-            return self.param.network_input(q)
-        return self.param.normalize(self._tr(self.param.raw_image(q), tr_u))
+        return network_input(self.param, q, self._tr, tr_u)
 
     def _manipulation_loss(self, cap: LayerCapture, step: int, aim: Tensor, device: torch.device) -> Tensor:
         q, tr_u = self._sample(step, aim, device)
