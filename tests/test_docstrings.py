@@ -18,6 +18,7 @@ MODULES = [
     "captum_slingshot.fv.render",
     "captum_slingshot._lucent",
     "captum_slingshot.metrics.similarity",
+    "captum_slingshot.metrics.preservation",
     "captum_slingshot.weights",
     "captum_slingshot.report",
     "captum_slingshot.transforms.base",
