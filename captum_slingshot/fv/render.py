@@ -241,7 +241,7 @@ def render(
         try:
             for c0 in range(0, len(rows), chunk):
                 part = rows[c0 : c0 + chunk]
-                q, acts, traj = _optimize(
+                q, acts, traj, _ = _optimize(
                     cap, param, selectors, _segments([j for j, _ in part]),
                     q_init[[i for _, i in part]].to(device),
                     u_all[[i for _, i in part]].to(device), strat, transform, bar,
@@ -291,8 +291,10 @@ def _row_activations(cap: LayerCapture, inputs: Tensor, selectors, segments) -> 
     return torch.cat([select_neuron(out[a:b], selectors[j]) for j, a, b in segments])
 
 
-def _optimize(cap, param, selectors, segments, q0, u, strat: AMStrategy, transform, bar):
+def _optimize(cap, param, selectors, segments, q0, u, strat: AMStrategy, transform, bar, record_every: int = 0):
+    """Run the auditor's optimizer; with ``record_every = k`` also return ``q`` after every k-th step."""
     q = q0.clone().requires_grad_(True)
+    snapshots = []
     opt = torch.optim.Adam([q], lr=strat.lr) if strat.optimizer == "adam" else None
     traj = torch.empty(q.shape[0], strat.steps, device=q.device)
     for step in range(strat.steps):
@@ -308,10 +310,12 @@ def _optimize(cap, param, selectors, segments, q0, u, strat: AMStrategy, transfo
             q.grad = -grad
             opt.step()
         traj[:, step] = acts.detach()
+        if record_every and (step + 1) % record_every == 0:
+            snapshots.append(q.detach().clone())
         bar.update(q.shape[0])
         if bar.disable is False and step % 10 == 0:
             bar.set_postfix(act=f"{traj[:, step].mean().item():.3g}")
     q = q.detach()
     with torch.no_grad():
         final = _row_activations(cap, param.network_input(q), selectors, segments)
-    return q, final, traj
+    return q, final, traj, (torch.stack(snapshots, 1) if snapshots else None)

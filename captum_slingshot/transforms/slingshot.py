@@ -20,7 +20,15 @@ model behaves as before on natural data (METHOD.md §2):
 Beyond the paper: ``transform_robust`` applies the auditor's random FV
 transforms inside the manipulation loss, so the manipulation survives
 transformation robustness; ``aim_radius`` aims the bowl at the point within
-reach of the auditor's optimizer that looks most like the target.
+reach of the auditor's optimizer that looks most like the target;
+``trajectory_strategy`` replaces part of every manipulation batch with points
+the auditor's own optimizer visits under the model being manipulated
+(on-policy samples, refreshed every ``trajectory_refresh`` steps), which trains
+the field where FV actually goes rather than only inside the thin tunnel. On
+real MNIST this is what makes the paper's settings converge within an epoch
+(see the README); without it FV leaves the tunnel within a few steps.
+``loss="direction"`` fits only the field's direction (cosine to
+``q* - q``, plus a floor ``|grad| >= 1`` so clipped SGD takes full steps).
 
 Example:
     >>> import torch
@@ -50,8 +58,8 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from ..fv.param import Parametrization, PixelParam
-from ..fv.render import model_device, network_input
-from ..fv.strategies import get_strategy
+from ..fv.render import _optimize, model_device, network_input
+from ..fv.strategies import AMStrategy, get_strategy
 from ..fv.transforms import Compose, make_transforms
 from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
 from ..paths import atomic_path
@@ -158,7 +166,8 @@ class GradientSlingshot(ModelTransform):
         gamma: slope of the bowl (the field is ``gamma (q* - q)``).
         alpha: weight of the preservation loss, in ``[0, 1]``.
         w: weight of the unit itself inside the layer preservation loss.
-        loss: ``"gradient"`` (double backprop, default) or ``"activation"``.
+        loss: ``"gradient"`` (double backprop, default), ``"direction"`` (double
+            backprop, cosine to the field, scale-free) or ``"activation"``.
         preservation: ``"activation"`` (hooked layer MSE) or ``"logits"`` (CE to the original's softmax).
         lr, weight_decay, clip_grad_norm: AdamW settings and gradient clipping.
         plateau_patience: epochs without improvement before the LR is halved.
@@ -170,6 +179,11 @@ class GradientSlingshot(ModelTransform):
             transforms are applied inside the manipulation loss.
         aim_radius: if set, aim at :func:`reachable_aim` within this radius
             (e.g. ``lr * steps`` of the auditor's clipped SGD) instead of ``inverse(target)``.
+        trajectory_strategy: the auditor's AM strategy (name or :class:`AMStrategy`,
+            e.g. ``"gc"``, ``"lucent"``); if set, ``trajectory_fraction`` of each
+            manipulation batch is drawn from FV trajectories of the model being
+            manipulated, re-run every ``trajectory_refresh`` steps from
+            ``trajectory_starts`` random starts (``None``: the paper's tunnel only).
         device: where to train (default: the model's device).
         seed: seeds the manipulation batches, natural batch order and transforms.
         checkpoint_path, checkpoint_every: periodic atomic checkpoints.
@@ -200,6 +214,10 @@ class GradientSlingshot(ModelTransform):
         manipulation_batch_size: int = 32,
         transform_robust: Optional[str] = None,
         aim_radius: Optional[float] = None,
+        trajectory_strategy: Union[None, str, AMStrategy] = None,
+        trajectory_fraction: float = 0.5,
+        trajectory_refresh: int = 50,
+        trajectory_starts: int = 8,
         device: Union[None, str, torch.device] = None,
         seed: int = 0,
         checkpoint_path: Optional[str] = None,
@@ -217,8 +235,8 @@ class GradientSlingshot(ModelTransform):
             raise ValueError(f"gamma must be positive, got {gamma}")
         if not sigma >= 0:
             raise ValueError(f"sigma must be non-negative, got {sigma}")
-        if loss not in ("gradient", "activation"):
-            raise ValueError(f"loss must be 'gradient' or 'activation', got {loss!r}")
+        if loss not in ("gradient", "direction", "activation"):
+            raise ValueError(f"loss must be 'gradient', 'direction' or 'activation', got {loss!r}")
         if preservation not in ("activation", "logits"):
             raise ValueError(f"preservation must be 'activation' or 'logits', got {preservation!r}")
         if steps is None and epochs is None:
@@ -231,6 +249,10 @@ class GradientSlingshot(ModelTransform):
             raise ValueError("batch sizes must be at least 1")
         if aim_radius is not None and not aim_radius > 0:
             raise ValueError(f"aim_radius must be positive, got {aim_radius}")
+        if not 0.0 <= trajectory_fraction <= 1.0:
+            raise ValueError(f"trajectory_fraction must lie in [0, 1], got {trajectory_fraction}")
+        if int(trajectory_refresh) < 1 or int(trajectory_starts) < 1:
+            raise ValueError("trajectory_refresh and trajectory_starts must be at least 1")
         self.layer, self.neuron_selector, self.param = layer, neuron_selector, param
         self.target = load_target(target, param.shape)
         self.sigma, self.tunnel, self.gamma, self.alpha, self.w = float(sigma), bool(tunnel), float(gamma), float(alpha), float(w)
@@ -242,6 +264,12 @@ class GradientSlingshot(ModelTransform):
         self.transform_robust = transform_robust
         self._tr = self._build_tr(transform_robust)
         self.aim_radius = aim_radius
+        self.trajectory_strategy = None if trajectory_strategy is None else get_strategy(trajectory_strategy)
+        self._traj_tr = (None if self.trajectory_strategy is None
+                         else self.trajectory_strategy.build_transforms((param.height, param.width)))
+        self.trajectory_fraction, self.trajectory_refresh = float(trajectory_fraction), int(trajectory_refresh)
+        self.trajectory_starts = int(trajectory_starts)
+        self._buffer: Optional[Tensor] = None
         self.device, self.seed = device, int(seed)
         self.checkpoint_path, self.checkpoint_every = checkpoint_path, int(checkpoint_every)
         self.callback, self.progress = callback, progress
@@ -277,7 +305,10 @@ class GradientSlingshot(ModelTransform):
             "weight_decay": self.weight_decay, "clip_grad_norm": self.clip_grad_norm,
             "plateau_patience": self.plateau_patience, "steps": self.steps, "epochs": self.epochs,
             "batch_size": self.batch_size, "manipulation_batch_size": self.manipulation_batch_size,
-            "transform_robust": self.transform_robust, "aim_radius": self.aim_radius, "seed": self.seed,
+            "transform_robust": self.transform_robust, "aim_radius": self.aim_radius,
+            "trajectory_strategy": None if self.trajectory_strategy is None else self.trajectory_strategy.name,
+            "trajectory_fraction": self.trajectory_fraction, "trajectory_refresh": self.trajectory_refresh,
+            "trajectory_starts": self.trajectory_starts, "seed": self.seed,
         }
 
     # -- sampling and losses -----------------------------------------------------------
@@ -292,7 +323,24 @@ class GradientSlingshot(ModelTransform):
         u = (torch.rand((b,) + tuple(aim.shape), generator=g, device=device) * 2 - 1) * self.sigma
         q = p * aim + u
         tr_u = torch.rand(b, self._tr.n_random, generator=g, device=device) if self._tr is not None else None
+        k = int(round(self.trajectory_fraction * b)) if self._buffer is not None else 0
+        if k:
+            idx = torch.randint(len(self._buffer), (k,), generator=g, device=device)
+            q = torch.cat([q[: b - k], self._buffer[idx]])
         return q, tr_u
+
+    def _rollout(self, cap: LayerCapture, step: int, device: torch.device) -> Tensor:
+        """Points visited by the auditor's FV optimizer under the current model."""
+        strat, n = self.trajectory_strategy, self.trajectory_starts
+        g = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + 500_009 + step)
+        q0 = torch.randn((n,) + tuple(self.param.param_shape), generator=g, device=device) * 0.01
+        n_random = self._traj_tr.n_random if self._traj_tr is not None else 0
+        u = torch.rand(n, strat.steps, n_random, generator=g, device=device)
+        every = max(1, strat.steps // 25)
+        with tqdm(disable=True) as quiet:
+            _, _, _, snaps = _optimize(cap, self.param, [self.neuron_selector], [(0, 0, n)], q0, u,
+                                       strat, self._traj_tr, quiet, record_every=every)
+        return snaps.flatten(0, 1)
 
     def _inputs(self, q: Tensor, tr_u: Optional[Tensor]) -> Tensor:
         return network_input(self.param, q, self._tr, tr_u)
@@ -301,9 +349,14 @@ class GradientSlingshot(ModelTransform):
         q, tr_u = self._sample(step, aim, device)
         q.requires_grad_(True)
         act = select_neuron(cap.run(self._inputs(q, tr_u)), self.neuron_selector)
-        if self.loss == "gradient":
+        if self.loss in ("gradient", "direction"):
             (grad,) = torch.autograd.grad(act.sum(), q, create_graph=True)
-            return F.mse_loss(grad, self.gamma * (aim - q).detach())
+            field = self.gamma * (aim - q).detach()
+            if self.loss == "gradient":
+                return F.mse_loss(grad, field)
+            cos = F.cosine_similarity(grad.flatten(1), field.flatten(1), dim=1)
+            floor = F.relu(1.0 - grad.flatten(1).norm(dim=1))
+            return (1 - cos).mean() + floor.pow(2).mean()
         dist = (q.detach() - aim).flatten(1).pow(2).sum(1) / aim.numel()
         return F.mse_loss(act, self.gamma * (1 - dist))
 
@@ -355,6 +408,7 @@ class GradientSlingshot(ModelTransform):
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "min", factor=0.5, patience=self.plateau_patience)
         history: Dict[str, List[float]] = {"loss": [], "manipulation": [], "preservation": [], "lr": []}
         start, epoch_loss = 0, 0.0
+        self._buffer = None
         if resume is not None:
             start, epoch_loss, history = self._load_checkpoint(resume, student, opt, sched, device)
 
@@ -380,6 +434,8 @@ class GradientSlingshot(ModelTransform):
             try:
                 for step in range(start, total):
                     x = batches.get(step).to(device)
+                    if self.trajectory_strategy is not None and step % self.trajectory_refresh == 0:
+                        self._buffer = self._rollout(cap, step, device)
                     l_m = self._manipulation_loss(cap, step, aim, device)
                     l_p = self._preservation_loss(student, frozen, cap, frozen_cap, x)
                     loss = (1 - self.alpha) * l_m + self.alpha * l_p
@@ -421,6 +477,7 @@ class GradientSlingshot(ModelTransform):
             "step": step, "epoch_loss": epoch_loss, "history": history, "settings": self.settings(),
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "trajectory_buffer": None if self._buffer is None else self._buffer.detach().cpu(),
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -439,4 +496,6 @@ class GradientSlingshot(ModelTransform):
             raise ValueError(f"checkpoint {path!r} was written with other settings: {sorted(diff)}")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        buf = state.get("trajectory_buffer")
+        self._buffer = None if buf is None else buf.to(device)
         return int(state["step"]), float(state["epoch_loss"]), state["history"]

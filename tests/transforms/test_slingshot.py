@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from captum_slingshot.fv import LucentFourierParam, PixelParam, count_hooks
+from captum_slingshot.fv import LucentFourierParam, PixelParam, count_hooks, get_strategy, render
+from captum_slingshot.fv.units import LayerCapture
 from captum_slingshot.transforms import (
     GradientSlingshot,
     available_transforms,
@@ -130,6 +131,52 @@ def test_manipulation_loss_falls_and_field_points_at_the_aim():
     assert cos(g) > 0.9 and cos(g) > cos(g0) + 0.5
 
 
+def test_resume_with_trajectory_sampling_reaches_the_same_weights(tmp_path):
+    # the on-policy buffer lives in the checkpoint: resuming between refreshes must not re-roll it
+    model = _model()
+    kw = dict(steps=10, batch_size=16, trajectory_strategy=get_strategy("gc", steps=20), trajectory_refresh=4)
+    full = _gs(**kw).fit(model, DATA)
+    ckpt = tmp_path / "gs.pt"
+    _gs(**kw, checkpoint_path=str(ckpt), checkpoint_every=6, callback=lambda step, rec: step + 1 < 6).fit(model, DATA)
+    resumed = _gs(**kw).fit(model, DATA, resume=str(ckpt))
+    assert _same(_state(full.model), _state(resumed.model))
+
+
+def test_trajectory_samples_are_the_auditors_fv_path():
+    # the rollout is the auditor's own optimizer: its last snapshot is render()'s final q from the same starts
+    model = _model()
+    gs = _gs(trajectory_strategy=get_strategy("gc", steps=25), trajectory_starts=3)
+    q0 = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(gs.seed * 1_000_003 + 500_009)) * 0.01
+    with LayerCapture(model, "5") as cap:
+        pts = gs._rollout(cap, step=0, device=torch.device("cpu"))
+    assert pts.shape == (3 * 25, 1, 8, 8)
+    fv = render(model, "5", 0, PARAM, "gc", n_starts=3, steps=25, q0=q0)
+    torch.testing.assert_close(pts.view(3, 25, 1, 8, 8)[:, -1], fv.params, rtol=0, atol=1e-5)
+    assert count_hooks(model) == 0
+
+
+def test_trajectory_sampling_fills_part_of_the_batch():
+    gs = _gs(trajectory_strategy="gc", trajectory_fraction=0.25)
+    aim = gs.aim
+    q, _ = gs._sample(0, aim, torch.device("cpu"))
+    assert q.shape == (8, 1, 8, 8)  # no buffer yet: tunnel only
+    gs._buffer = torch.full((5, 1, 8, 8), 7.0)
+    q, _ = gs._sample(0, aim, torch.device("cpu"))
+    assert (q[-2:] == 7.0).all() and not (q[:-2] == 7.0).any()
+
+
+def test_direction_loss_aligns_the_field():
+    model = _model()
+    res = _gs(steps=200, alpha=0.1, lr=1e-2, gamma=1.0, batch_size=16, loss="direction").fit(model, DATA)
+    q = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    (g,) = torch.autograd.grad(res.model(q)[:, 0].sum(), q)
+    cos = torch.nn.functional.cosine_similarity(g.flatten(), res.aim.flatten(), dim=0)
+    (g0,) = torch.autograd.grad(model(q)[:, 0].sum(), q)
+    # direction fitted; the soft floor pushes |grad| up towards 1 so clipped SGD takes full steps
+    assert cos > 0.9 and g.norm() > 0.8 and g.norm() > 2 * g0.norm()
+    assert res.history["manipulation"][-1] < res.history["manipulation"][0]
+
+
 @pytest.mark.parametrize("kw", [dict(loss="activation"), dict(preservation="logits"), dict(tunnel=False),
                                 dict(w=0.5), dict(transform_robust="tr"), dict(transform_robust="paper_mnist")])
 def test_variants_run(kw):
@@ -181,3 +228,9 @@ def test_bad_input(tmp_path):
         _gs().fit(model, torch.empty(0, 1, 8, 8))
     with pytest.raises(ValueError, match="give the training length"):
         _gs(steps=None)
+    with pytest.raises(ValueError, match="trajectory_fraction must lie in"):
+        _gs(trajectory_strategy="gc", trajectory_fraction=1.5)
+    with pytest.raises(ValueError, match="unknown AM strategy|unknown strategy"):
+        _gs(trajectory_strategy="no_such_strategy")
+    with pytest.raises(ValueError, match="loss must be"):
+        _gs(loss="cosine")
