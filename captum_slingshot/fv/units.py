@@ -169,7 +169,9 @@ class LayerCapture:
 
     With ``stop=True`` the forward is cut short right after the layer (the
     rest of the network is not run), which saves time when only the layer's
-    activation is needed.
+    activation is needed. The hook acts only inside :meth:`run` /
+    :meth:`run_full`: other forward calls of the model while the context is
+    open (e.g. an evaluation in a training callback) run normally.
 
     Example:
         >>> import torch
@@ -188,8 +190,11 @@ class LayerCapture:
         self.stop = stop
         self.output: Optional[Tensor] = None
         self._handle: Any = None
+        self._armed = False
 
     def _hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if not self._armed:
+            return
         if isinstance(output, (tuple, list)):
             output = output[0]
         self.output = output
@@ -208,10 +213,13 @@ class LayerCapture:
     def run(self, inputs: Tensor) -> Tensor:
         """Run the model on ``inputs`` and return the layer's output."""
         self.output = None
+        self._armed = True
         try:
             self.model(inputs)
         except _StopForward:
             pass
+        finally:
+            self._armed = False
         if self.output is None:
             raise LayerNotReachedError(
                 f"the forward pass never reached layer {type(self.layer).__name__} "
@@ -220,14 +228,14 @@ class LayerCapture:
             )
         return self.output
 
-
     def run_full(self, inputs: Tensor) -> Any:
         """Run the whole model (no early stop) and return its output; the layer is recorded too."""
         stop, self.stop = self.stop, False
+        self._armed = True
         try:
             return self.model(inputs)
         finally:
-            self.stop = stop
+            self.stop, self._armed = stop, False
 
 
 def capture_layer(model: nn.Module, layer: Union[nn.Module, str], inputs: Tensor, stop: bool = True) -> Tensor:

@@ -187,7 +187,9 @@ class GradientSlingshot(ModelTransform):
         device: where to train (default: the model's device).
         seed: seeds the manipulation batches, natural batch order and transforms.
         checkpoint_path, checkpoint_every: periodic atomic checkpoints.
-        callback: ``callback(step, record)`` after every step; return ``False`` to stop.
+        callback: ``callback(step, record, model)`` after every step (``model`` is the
+            model being manipulated, usable for evaluation: it is in ``eval()`` mode,
+            wrap evaluations in ``torch.no_grad()``); return ``False`` to stop.
         progress: show a tqdm bar with both loss terms.
     """
 
@@ -222,7 +224,7 @@ class GradientSlingshot(ModelTransform):
         seed: int = 0,
         checkpoint_path: Optional[str] = None,
         checkpoint_every: int = 500,
-        callback: Optional[Callable[[int, Dict[str, float]], Any]] = None,
+        callback: Optional[Callable[[int, Dict[str, float], nn.Module], Any]] = None,
         progress: bool = True,
     ) -> None:
         if not isinstance(param, Parametrization):
@@ -462,7 +464,7 @@ class GradientSlingshot(ModelTransform):
                     bar.set_postfix(M=f"{rec['manipulation']:.3g}", P=f"{rec['preservation']:.3g}", refresh=False)
                     if self.checkpoint_path and (step + 1) % self.checkpoint_every == 0 and step + 1 < total:
                         self._save_checkpoint(self.checkpoint_path, step + 1, epoch_loss, history, student, opt, sched)
-                    if self.callback is not None and self.callback(step, rec) is False:
+                    if self.callback is not None and self.callback(step, rec, student) is False:
                         break
             finally:
                 bar.close()

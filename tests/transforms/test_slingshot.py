@@ -94,7 +94,7 @@ def test_resume_reaches_the_same_weights(tmp_path):
     ckpt = tmp_path / "gs.pt"
     stop_at = 5
 
-    def interrupt(step, rec):
+    def interrupt(step, rec, current):
         return step + 1 < stop_at
 
     _gs(steps=12, batch_size=16, checkpoint_path=str(ckpt), checkpoint_every=5, callback=interrupt).fit(model, DATA)
@@ -137,7 +137,7 @@ def test_resume_with_trajectory_sampling_reaches_the_same_weights(tmp_path):
     kw = dict(steps=10, batch_size=16, trajectory_strategy=get_strategy("gc", steps=20), trajectory_refresh=4)
     full = _gs(**kw).fit(model, DATA)
     ckpt = tmp_path / "gs.pt"
-    _gs(**kw, checkpoint_path=str(ckpt), checkpoint_every=6, callback=lambda step, rec: step + 1 < 6).fit(model, DATA)
+    _gs(**kw, checkpoint_path=str(ckpt), checkpoint_every=6, callback=lambda step, rec, current: step + 1 < 6).fit(model, DATA)
     resumed = _gs(**kw).fit(model, DATA, resume=str(ckpt))
     assert _same(_state(full.model), _state(resumed.model))
 
@@ -163,6 +163,21 @@ def test_trajectory_sampling_fills_part_of_the_batch():
     gs._buffer = torch.full((5, 1, 8, 8), 7.0)
     q, _ = gs._sample(0, aim, torch.device("cpu"))
     assert (q[-2:] == 7.0).all() and not (q[:-2] == 7.0).any()
+
+
+def test_callback_sees_a_usable_model_mid_training():
+    model = _model()
+    seen = []
+
+    def cb(step, rec, current):
+        with torch.no_grad():
+            seen.append(current(DATA[:2])[:, 0].clone())  # a plain forward works while fit's hooks are in place
+        return step < 2
+
+    res = _gs(steps=6, callback=cb).fit(model, DATA)
+    assert len(seen) == 3 and len(res.history["loss"]) == 3
+    assert not torch.equal(seen[0], seen[2])  # it is the model being trained
+    assert count_hooks(res.model) == 0
 
 
 def test_direction_loss_aligns_the_field():
