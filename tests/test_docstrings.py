@@ -20,6 +20,7 @@ MODULES = [
     "captum_slingshot.metrics.similarity",
     "captum_slingshot.metrics.preservation",
     "captum_slingshot.weights",
+    "captum_slingshot.evaluation",
     "captum_slingshot.report",
     "captum_slingshot.transforms.base",
     "captum_slingshot.transforms.target",

@@ -3,6 +3,8 @@
 import importlib.util
 import pathlib
 
+import torch
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -19,3 +21,17 @@ def test_fv_mnist_logits_example(mnist_cnn, capsys):
     assert sum(s["classified"] for s in summary.values()) >= 9
     assert sum(s["own"] > s["best_other"] for s in summary.values()) >= 8
     assert "mean over digits" in capsys.readouterr().out
+
+
+def test_paper_mnist_reproduction_example(mnist_cnn, tmp_path, capsys):
+    out = tmp_path / "run"
+    summary = _load("paper_mnist_reproduction").main(
+        ["--steps", "20", "--eval-every", "10", "--starts", "3", "--heldout", "300", "--no-lpips", "--out", str(out)])
+    assert [row["step"] for row in summary["curve"]] == [0, 10, 20]
+    assert summary["settings"]["trajectory_strategy"] == "gc" and summary["settings"]["loss"] == "direction"
+    assert summary["before"]["accuracy_drop"] == 0.0 and summary["before"]["jaccard_top_k"] == 1.0
+    for name in ("results.json", "curve.csv", "curve.png", "fv_before_after.png", "manipulated.pt"):
+        assert (out / name).stat().st_size > 0
+    state = torch.load(out / "manipulated.pt", weights_only=True)
+    assert set(state) == set(mnist_cnn.state_dict())
+    assert "wrote" in capsys.readouterr().out
