@@ -1,0 +1,33 @@
+"""How auditors check: defense checks shaped like ``captum.metrics`` and a layer audit.
+
+Every check is a function ``check(model, layer, neuron_selector, *, param, data=None, ...,
+max_examples_per_batch=None, seed=0, return_details=False)`` returning one score per unit
+(``(U,)`` for a list of selectors, 0-d for one), registered by name with its score direction:
+
+* :func:`strategy_divergence` -- the FVs disagree across AM strategies, or another strategy
+  climbs higher than the reference;
+* :func:`natural_gap` -- the FV is far from the unit's top-k natural images;
+* :func:`slingshot_field` -- one attracting point explains the unit's gradient field.
+
+:func:`audit_layer` runs them on every unit of a layer and flags outliers by robust z-scores.
+
+Example:
+    >>> from captum_slingshot.checks import available_checks
+    >>> {name: info.higher_is_more_suspicious for name, info in available_checks().items()}
+    {'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
+"""
+
+from .audit import DEFAULT_CHECKS, audit_layer
+from .base import CHECKS, CheckInfo, available_checks, get_check, register_check, unregister_check
+from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, strategy_divergence
+from .field import DEFAULT_RADII, fit_attractor, slingshot_field
+from .natural import natural_gap
+from .report import AuditReport, read_table, robust_z
+
+__all__ = [
+    "CHECKS", "CheckInfo", "available_checks", "get_check", "register_check", "unregister_check",
+    "strategy_divergence", "DEFAULT_STRATEGIES", "dissimilarity_matrix",
+    "natural_gap",
+    "slingshot_field", "fit_attractor", "DEFAULT_RADII",
+    "audit_layer", "DEFAULT_CHECKS", "AuditReport", "read_table", "robust_z",
+]

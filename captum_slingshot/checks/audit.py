@@ -1,0 +1,209 @@
+"""Audit every unit of a layer with the registered checks and flag the outliers, label-free.
+
+Each check runs once for all units (batched). Its scores become robust z-scores across the
+layer's units, ``(s - median) / max(1.4826 MAD, floor)``, signed by the check's direction so
+that high always means suspicious; the floor (the check's ``min_scale``, or ``mad_floor``) keeps
+near-identical scores from exploding. The per-check z are combined (mean or max) and a unit is
+flagged when the combined z exceeds ``threshold``. No labels, no clean reference model: a
+manipulated unit is one that stands out from its own layer. With few units (say under 8) the
+median and MAD are rough; audit whole layers.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from captum_slingshot.fv import PixelParam
+    >>> from captum_slingshot.checks import audit_layer
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 6))
+    >>> report = audit_layer(model, "3", param=PixelParam((1, 8, 8)), data=torch.rand(50, 1, 8, 8),
+    ...                      checks=("natural_gap", "slingshot_field"), k=5, steps=20, lpips=False,
+    ...                      progress=False)
+    >>> len(report.table), report.flagged
+    (6, [])
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..fv.param import Parametrization
+from ..fv.strategies import get_strategy
+from ..fv.units import NeuronSelector, layer_name, resolve_layer
+from ._util import layer_units, probe_layer
+from .base import get_check
+from .report import AuditReport, robust_z
+
+__all__ = ["audit_layer", "DEFAULT_CHECKS"]
+
+#: the checks :func:`audit_layer` runs by default
+DEFAULT_CHECKS: Tuple[str, ...] = ("strategy_divergence", "natural_gap", "slingshot_field")
+
+_COMMON = {"model", "layer", "neuron_selector", "param", "data", "max_examples_per_batch", "seed",
+           "return_details"}
+
+
+def _accepted(fn) -> set:
+    params = inspect.signature(fn).parameters
+    return {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - _COMMON
+
+
+def _route(checks: Sequence[str], check_kwargs: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Give each check the keyword arguments its signature takes.
+
+    ``name={...}`` (a check's name with a dict) goes to that check only; any other keyword goes
+    to every check that accepts it, and must be accepted by at least one.
+    """
+    routed: Dict[str, Dict[str, Any]] = {c: {} for c in checks}
+    per_check = {}
+    for key, value in check_kwargs.items():
+        if key in routed and isinstance(value, dict):
+            per_check[key] = value
+            continue
+        takers = [c for c in checks if key in _accepted(get_check(c).function)]
+        if not takers:
+            raise TypeError(f"audit_layer got an unexpected keyword argument {key!r}: none of the checks "
+                            f"{list(checks)} takes it")
+        for c in takers:
+            routed[c][key] = value
+    for c, kwargs in per_check.items():
+        bad = set(kwargs) - _accepted(get_check(c).function)
+        if bad:
+            raise TypeError(f"check {c!r} does not take {sorted(bad)}")
+        routed[c].update(kwargs)
+    return routed
+
+
+def _reusable_fv(div_details: Dict[str, Any], kwargs: Dict[str, Any]) -> Optional[Any]:
+    """strategy_divergence's render that natural_gap would repeat (same strategy, auditor's param)."""
+    try:
+        overrides = {} if kwargs.get("steps") is None else {"steps": int(kwargs["steps"])}
+        wanted = get_strategy(kwargs.get("strategy", "gc"), **overrides)
+    except (ValueError, TypeError):
+        return None
+    for label, fv in div_details.get("fv", {}).items():
+        if "@" not in label and fv.strategy == wanted:
+            if "n_starts" not in kwargs or fv.activations.shape[1] == int(kwargs["n_starts"]):
+                return fv
+    return None
+
+
+def audit_layer(
+    model: nn.Module,
+    layer: Union[nn.Module, str],
+    *,
+    param: Parametrization,
+    data: Any = None,
+    units: Optional[Sequence[NeuronSelector]] = None,
+    checks: Sequence[str] = DEFAULT_CHECKS,
+    threshold: float = 3.5,
+    combine: str = "mean",
+    mad_floor: Union[None, float, Dict[str, float]] = None,
+    max_examples_per_batch: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = True,
+    **check_kwargs: Any,
+) -> AuditReport:
+    """Run defense checks on every unit of ``layer`` and flag units that stand out.
+
+    Args:
+        model: the network (receives ``param.network_input(q)``; ``data`` are model inputs).
+        layer: module of ``model`` or its dotted name.
+        param: the auditor's parametrization.
+        data: natural model inputs (needed by ``natural_gap``).
+        units: selectors to audit; default every channel of the layer's output (found with one
+            probe forward: the features of a linear layer, the channels of a conv layer).
+        checks: names of registered checks (see :func:`available_checks`).
+        threshold: flag units whose combined robust z exceeds this.
+        combine: ``"mean"`` (default) or ``"max"`` of the per-check z.
+        mad_floor: floor on ``1.4826 MAD`` per check (a float for all, or ``{check: floor}``);
+            default each check's registered ``min_scale``.
+        max_examples_per_batch: passed to every check.
+        seed: passed to every check.
+        progress: show a tqdm bar over the checks.
+        **check_kwargs: settings for the checks, routed by their signatures (``n_starts=4`` goes
+            to every check that takes ``n_starts``); ``strategy_divergence={"n_starts": 2}``
+            reaches one check only.
+
+    Returns:
+        :class:`AuditReport` (``.table``, ``.flagged``, ``.summary()``, ``.to_json()``,
+        ``.to_csv()``, ``.save_figures()``).
+
+    Raises:
+        ValueError: unknown check or layer, a unit the layer does not have, a check that needs
+            ``data`` without it, data that yields nothing, ``k`` larger than the data.
+        TypeError: a keyword argument no check takes.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from captum_slingshot.fv import PixelParam
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> audit_layer(model, "1", param=PixelParam((1, 4, 4)), units=[5], checks=("slingshot_field",))
+        Traceback (most recent call last):
+        ...
+        ValueError: neuron_selector 5 is out of range for layer '1': index 5 on dimension 0 of size 3 (output shape per example (3,))
+    """
+    if combine not in ("mean", "max"):
+        raise ValueError(f"combine must be 'mean' or 'max', got {combine!r}")
+    checks = list(checks)
+    if not checks:
+        raise ValueError("no checks to run")
+    if len(set(checks)) != len(checks):
+        raise ValueError(f"checks must not repeat, got {checks}")
+    infos = {c: get_check(c) for c in checks}
+    for c, info in infos.items():
+        if getattr(info.function, "requires_data", False) and data is None:
+            raise ValueError(f"check {c!r} needs natural data: pass data=... or leave {c!r} out of checks")
+    layer_mod = resolve_layer(model, layer)
+    lname = layer_name(model, layer_mod)
+    if units is None:
+        unit_list: List[Any] = layer_units(model, layer_mod, param)
+    else:
+        unit_list = list(units)
+        if not unit_list:
+            raise ValueError("units is empty")
+        probe_layer(model, layer_mod, param, unit_list)
+    routed = _route(checks, check_kwargs)
+
+    scores: Dict[str, Tensor] = {}
+    details: Dict[str, Dict[str, Any]] = {}
+    bar = tqdm(checks, disable=not progress, desc=f"audit {lname}", unit="check")
+    try:
+        for c in bar:
+            bar.set_postfix_str(f"{c} ({len(unit_list)} units)")
+            kwargs = dict(routed[c])
+            if c == "natural_gap" and "fv" not in kwargs and "strategy_divergence" in details:
+                fv = _reusable_fv(details["strategy_divergence"], kwargs)
+                if fv is not None:
+                    kwargs["fv"] = fv
+            fn = infos[c].function
+            s, det = fn(model, layer_mod, list(unit_list), param=param, data=data,
+                        max_examples_per_batch=max_examples_per_batch, seed=seed, return_details=True, **kwargs)
+            scores[c] = torch.as_tensor(s).detach().float().cpu().reshape(-1)
+            if scores[c].shape[0] != len(unit_list):
+                raise RuntimeError(f"check {c!r} returned {scores[c].shape[0]} scores for {len(unit_list)} units")
+            details[c] = det
+    finally:
+        bar.close()
+
+    z: Dict[str, Tensor] = {}
+    for c in checks:
+        if isinstance(mad_floor, dict):
+            floor = float(mad_floor.get(c, getattr(infos[c].function, "min_scale", 0.0)))
+        elif mad_floor is not None:
+            floor = float(mad_floor)
+        else:
+            floor = float(getattr(infos[c].function, "min_scale", 0.0))
+        z[c] = robust_z(scores[c], infos[c].higher_is_more_suspicious, floor)
+    stacked = torch.stack([z[c] for c in checks])
+    combined = stacked.mean(0) if combine == "mean" else stacked.max(0).values
+    return AuditReport(layer=lname, units=unit_list, checks=checks,
+                       directions={c: infos[c].higher_is_more_suspicious for c in checks},
+                       scores=scores, z=z, combined=combined, threshold=float(threshold),
+                       combine=combine, details=details)
