@@ -19,7 +19,7 @@ MODULES = [
     "captum_slingshot._lucent",
     "captum_slingshot.metrics.similarity",
     "captum_slingshot.metrics.preservation",
-    "captum_slingshot.checks", "captum_slingshot.checks.base", "captum_slingshot.checks.divergence", "captum_slingshot.checks.natural", "captum_slingshot.checks.field", "captum_slingshot.checks.audit", "captum_slingshot.checks.report",
+    "captum_slingshot.checks", "captum_slingshot.checks.base", "captum_slingshot.checks.divergence", "captum_slingshot.checks.natural", "captum_slingshot.checks.excess", "captum_slingshot.checks.field", "captum_slingshot.checks.audit", "captum_slingshot.checks.report",
     "captum_slingshot.weights",
     "captum_slingshot.evaluation",
     "captum_slingshot.report",

@@ -7,18 +7,20 @@ max_examples_per_batch=None, seed=0, return_details=False)`` returning one score
 * :func:`strategy_divergence` -- the FVs disagree across AM strategies, or another strategy
   climbs higher than the reference;
 * :func:`natural_gap` -- the FV is far from the unit's top-k natural images;
-* :func:`slingshot_field` -- one attracting point explains the unit's gradient field.
+* :func:`slingshot_field` -- one attracting point explains the unit's gradient field;
+* :func:`activation_excess` -- the FV's activation lies far above the natural range.
 
 :func:`audit_layer` runs them on every unit of a layer and flags outliers by robust z-scores.
 
 Example:
     >>> from captum_slingshot.checks import available_checks
     >>> {name: info.higher_is_more_suspicious for name, info in available_checks().items()}
-    {'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
+    {'activation_excess': True, 'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
 """
 
 from .audit import DEFAULT_CHECKS, audit_layer
 from .base import CHECKS, CheckInfo, available_checks, get_check, register_check, unregister_check
+from .excess import activation_excess
 from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, strategy_divergence
 from .field import DEFAULT_RADII, fit_attractor, slingshot_field
 from .natural import natural_gap
@@ -27,7 +29,7 @@ from .report import AuditReport, read_table, robust_z
 __all__ = [
     "CHECKS", "CheckInfo", "available_checks", "get_check", "register_check", "unregister_check",
     "strategy_divergence", "DEFAULT_STRATEGIES", "dissimilarity_matrix",
-    "natural_gap",
+    "natural_gap", "activation_excess",
     "slingshot_field", "fit_attractor", "DEFAULT_RADII",
     "audit_layer", "DEFAULT_CHECKS", "AuditReport", "read_table", "robust_z",
 ]

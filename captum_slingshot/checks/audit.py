@@ -178,7 +178,7 @@ def audit_layer(
         for c in bar:
             bar.set_postfix_str(f"{c} ({len(unit_list)} units)")
             kwargs = dict(routed[c])
-            if c == "natural_gap" and "fv" not in kwargs and "strategy_divergence" in details:
+            if "fv" in _accepted(infos[c].function) and "fv" not in kwargs and "strategy_divergence" in details:
                 fv = _reusable_fv(details["strategy_divergence"], kwargs)
                 if fv is not None:
                     kwargs["fv"] = fv

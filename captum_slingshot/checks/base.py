@@ -129,7 +129,7 @@ def available_checks() -> Dict[str, CheckInfo]:
 
     Example:
         >>> import captum_slingshot.checks
-        >>> sorted(available_checks())[:3]
-        ['natural_gap', 'slingshot_field', 'strategy_divergence']
+        >>> sorted(available_checks())[:4]
+        ['activation_excess', 'natural_gap', 'slingshot_field', 'strategy_divergence']
     """
     return dict(sorted(CHECKS.items()))

@@ -12,6 +12,7 @@ from captum_slingshot.checks import (
     natural_gap,
     register_check,
     slingshot_field,
+    activation_excess,
     strategy_divergence,
     unregister_check,
 )
@@ -20,9 +21,9 @@ from captum_slingshot.fv import PixelParam
 
 def test_builtin_checks_are_registered_with_direction_and_description():
     checks = available_checks()
-    assert list(checks) == ["natural_gap", "slingshot_field", "strategy_divergence"]
+    assert list(checks) == ["activation_excess", "natural_gap", "slingshot_field", "strategy_divergence"]
     for name, fn in (("natural_gap", natural_gap), ("slingshot_field", slingshot_field),
-                     ("strategy_divergence", strategy_divergence)):
+                     ("strategy_divergence", strategy_divergence), ("activation_excess", activation_excess)):
         function, direction, description = checks[name]  # a 3-tuple, as documented
         assert function is fn and direction is True
         assert description and "\n" not in description
@@ -31,7 +32,7 @@ def test_builtin_checks_are_registered_with_direction_and_description():
 
 
 def test_unknown_check_and_duplicate_names():
-    with pytest.raises(ValueError, match="unknown check 'nope'; available: \\['natural_gap'"):
+    with pytest.raises(ValueError, match="unknown check 'nope'; available: \\['activation_excess', 'natural_gap'"):
         get_check("nope")
     with pytest.raises(ValueError, match="already registered"):
         @register_check("slingshot_field")

@@ -1,0 +1,108 @@
+"""``activation_excess``: does the unit's FV reach far beyond anything natural data does?
+
+METHOD.md §4: a slingshot makes the unit's activation at the planted target far larger than
+on any natural input (the bowl's top, or the field followed for the auditor's whole budget),
+while the preservation loss keeps natural activations as they were. Score:
+``(A_fv - max_nat) / (max_nat - median_nat)``, with ``A_fv`` the median final activation over FV
+starts and ``max_nat`` / ``median_nat`` over the data: 0 at the natural maximum, 1 one
+"natural range" above it, negative below it.
+
+Measured on real MNIST (paper's CNN, logit 0 slung to the cross with the direction loss and
+trajectory sampling, 1000 steps; GC, 4 starts, 2000 held-out images): 1.49 for the
+manipulated logit against -0.68 to -0.14 for the other nine, and -0.55 to -0.05 for the ten
+logits of the clean model, where ``strategy_divergence``, ``natural_gap`` and
+``slingshot_field`` did not single the manipulated logit out.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from captum_slingshot.fv import PixelParam
+    >>> from captum_slingshot.checks import activation_excess
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    >>> scores = activation_excess(model, "1", [0, 1, 2], param=PixelParam((1, 8, 8)),
+    ...                            data=torch.randn(50, 1, 8, 8) * 0.1, n_starts=2, steps=20)
+    >>> scores.shape, bool((scores > 0).all())  # a linear unit's FV leaves the natural range
+    (torch.Size([3]), True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..fv.param import Parametrization
+from ..fv.render import FVResult, render
+from ..fv.strategies import AMStrategy
+from ..fv.units import NeuronSelector, resolve_layer
+from ..metrics.preservation import unit_activations
+from ._util import as_selector_list, optional_batch, probe_layer, unbatch
+from .base import register_check
+
+__all__ = ["activation_excess"]
+
+
+@register_check("activation_excess", higher_is_more_suspicious=True,
+                description="the FV's activation lies far above the unit's natural range",
+                requires_data=True, min_scale=0.05)
+def activation_excess(
+    model: nn.Module,
+    layer: Union[nn.Module, str],
+    neuron_selector: Union[NeuronSelector, List[NeuronSelector]],
+    *,
+    param: Parametrization,
+    data: Any = None,
+    n_starts: int = 4,
+    strategy: Union[str, AMStrategy] = "gc",
+    steps: Optional[int] = None,
+    fv: Optional[FVResult] = None,
+    max_examples_per_batch: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = False,
+    return_details: bool = False,
+) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
+    """How far the unit's FV activation lies beyond its natural range, one score per unit.
+
+    Args:
+        model, layer, neuron_selector: the unit(s), Captum conventions (a list: one score each).
+        param: the auditor's parametrization.
+        data: natural model inputs (required), any form
+            :func:`~captum_slingshot.metrics.preservation.unit_activations` takes.
+        n_starts, strategy, steps: the FV (when ``fv`` is not given).
+        fv: an already rendered :class:`~captum_slingshot.fv.FVResult` of these units.
+        max_examples_per_batch: inputs per forward pass (default 256).
+        seed: seeds the FV starts.
+        progress: show a tqdm bar while rendering.
+        return_details: also return ``fv_activation``, ``natural_max``, ``natural_median``.
+
+    Returns:
+        scores ``(U,)`` (0-d for one selector), optionally with the details dict.
+
+    Raises:
+        ValueError: no data, data that yields nothing, a unit the layer does not have, an ``fv``
+            for other units.
+    """
+    selectors, single = as_selector_list(neuron_selector)
+    if data is None:
+        raise ValueError("activation_excess compares with natural activations: pass data=... (natural model inputs)")
+    probe_layer(model, layer, param, selectors)
+    layer_mod = resolve_layer(model, layer)
+    acts = unit_activations(model, layer_mod, list(selectors), data,
+                            max_examples_per_batch=optional_batch(max_examples_per_batch, 256)).float()
+    if fv is None:
+        overrides = {} if steps is None else {"steps": int(steps)}
+        fv = render(model, layer_mod, list(selectors), param, strategy, n_starts=n_starts, seed=seed,
+                    progress=progress, **overrides)
+    elif fv.activations.dim() != 2 or fv.activations.shape[0] != len(selectors):
+        raise ValueError(f"fv must be a render of these {len(selectors)} units (activations (U, n_starts)), "
+                         f"got activations of shape {tuple(fv.activations.shape)}")
+    a_fv = fv.activations.detach().float().cpu().median(dim=1).values
+    mx, md = acts.max(dim=0).values, acts.median(dim=0).values
+    scores = (a_fv - mx) / (mx - md).clamp_min(1e-12)
+    if not return_details:
+        return unbatch(scores, single)
+    details = {"fv_activation": a_fv, "natural_max": mx, "natural_median": md}
+    return unbatch(scores, single), unbatch(details, single)

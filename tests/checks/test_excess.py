@@ -1,0 +1,46 @@
+"""activation_excess: separation on the manipulated toy, reuse of a render, errors."""
+
+import pytest
+import torch
+
+from captum_slingshot.checks import activation_excess, audit_layer
+from captum_slingshot.fv import count_hooks, render
+
+from .conftest import LAYER, MANIPULATED
+
+UNITS = list(range(10))
+
+
+def test_separates_the_manipulated_logit(toy):
+    man, det = activation_excess(toy.manipulated, LAYER, UNITS, param=toy.param, data=toy.data,
+                                 return_details=True)
+    clean = activation_excess(toy.clean, LAYER, UNITS, param=toy.param, data=toy.data)
+    others = torch.cat([man[:MANIPULATED], man[MANIPULATED + 1:]])
+    assert man[MANIPULATED] > others.max() and man[MANIPULATED] > clean.max()
+    # the score is what its formula says, from the returned parts
+    expect = (det["fv_activation"] - det["natural_max"]) / (det["natural_max"] - det["natural_median"])
+    torch.testing.assert_close(man, expect)
+    assert count_hooks(toy.manipulated) == 0
+
+
+def test_a_given_render_is_used(toy):
+    fv = render(toy.manipulated, LAYER, [MANIPULATED, 3], toy.param, "gc", n_starts=3, seed=5)
+    a = activation_excess(toy.manipulated, LAYER, [MANIPULATED, 3], param=toy.param, data=toy.data, fv=fv)
+    b = activation_excess(toy.manipulated, LAYER, [MANIPULATED, 3], param=toy.param, data=toy.data,
+                          n_starts=3, seed=5)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="fv must be a render of these 1 units"):
+        activation_excess(toy.manipulated, LAYER, [MANIPULATED], param=toy.param, data=toy.data, fv=fv)
+
+
+def test_audit_runs_it_by_name(toy):
+    rep = audit_layer(toy.manipulated, LAYER, param=toy.param, data=toy.data,
+                      checks=("strategy_divergence", "activation_excess"), progress=False)
+    assert rep.z["activation_excess"].argmax().item() == MANIPULATED
+
+
+def test_errors(toy):
+    with pytest.raises(ValueError, match="pass data="):
+        activation_excess(toy.manipulated, LAYER, 0, param=toy.param)
+    with pytest.raises(ValueError, match="out of range"):
+        activation_excess(toy.manipulated, LAYER, 12, param=toy.param, data=toy.data)
