@@ -22,6 +22,7 @@ MODULES = [
     "captum_slingshot.checks", "captum_slingshot.checks.base", "captum_slingshot.checks.divergence", "captum_slingshot.checks.natural", "captum_slingshot.checks.excess", "captum_slingshot.checks.field", "captum_slingshot.checks.audit", "captum_slingshot.checks.report",
     "captum_slingshot.weights",
     "captum_slingshot.evaluation",
+    "captum_slingshot.interop",
     "captum_slingshot.report",
     "captum_slingshot.transforms.base",
     "captum_slingshot.transforms.target",

@@ -35,3 +35,65 @@ def test_paper_mnist_reproduction_example(mnist_cnn, tmp_path, capsys):
     state = torch.load(out / "manipulated.pt", weights_only=True)
     assert set(state) == set(mnist_cnn.state_dict())
     assert "wrote" in capsys.readouterr().out
+
+
+def test_lucent_hit_example_small(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from captum_slingshot.fv import count_hooks
+
+    example = _load("lucent_hit")
+    out = tmp_path / "lucent_hit"
+    summary = example.main([
+        "--steps", "2", "--train-epochs", "1", "--crops", "12", "--heldout", "4", "--seeds", "1",
+        "--fv-steps", "4", "--traj-steps", "4", "--traj-starts", "1", "--traj-refresh", "1",
+        "--man-batch", "2", "--out", str(out),
+    ])
+    for name in ("lucent_fv.png", "results.json", "manipulated.pt", "stem_cnn.pt"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "results.json").read_text())["after"]["lpips"] == summary["after"]["lpips"]
+    for key in ("before", "after"):
+        assert 0.0 < summary[key]["lpips"] < 1.5 and -1.0 <= summary[key]["ssim"] <= 1.0
+        assert 0.0 <= summary[key]["accuracy"] <= 1.0 and len(summary[key]["lpips_each"]) == 1
+    s = summary["settings"]
+    assert s["transform_robust"] == "lucent" and s["trajectory_strategy"] == "lucent" and s["steps"] == 2
+    assert s["param"] == "LucentFourierParam" and s["shape"] == [3, 128, 128]
+    # the manipulated weights load into the example's model and changed; render_vis leaked no hooks
+    model = example.StemCNN()
+    model.load_state_dict(torch.load(out / "manipulated.pt", weights_only=True))
+    original = example.StemCNN()
+    original.load_state_dict(torch.load(out / "stem_cnn.pt", weights_only=True))
+    assert not torch.equal(model.logits.weight, original.logits.weight)
+    assert count_hooks(model) == 0
+    assert "lucent render_vis of logits:1 (chelsea)" in capsys.readouterr().out
+
+
+def test_transform_robust_mnist_example_small(mnist_cnn, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "tr_mnist"
+    summary = _load("transform_robust_mnist").main([
+        "--steps", "3", "--starts", "2", "--heldout", "200", "--variants", "plain,transform_robust",
+        "--no-lpips", "--out", str(out),
+    ])
+    assert (out / "fv_grid.png").stat().st_size > 0
+    assert json.loads((out / "results.json").read_text())["settings"]["steps"] == 3
+    assert set(summary) == {"settings", "original", "plain", "transform_robust"}
+    for name in ("original", "plain", "transform_robust"):
+        for protocol in ("gc_tr", "gc"):
+            ev = summary[name][protocol]
+            assert -1.0 <= ev["ssim"] <= 1.0 and 0.0 <= ev["mse"] <= 1.0 and ev["accuracy"] > 0.9
+            assert "lpips" not in ev
+    assert summary["settings"]["variants"]["transform_robust"]["transform_robust"] == "paper_mnist"
+    assert "transform_robust" in capsys.readouterr().out
+
+
+def test_captum_interop_example(mnist_cnn, capsys):
+    out = _load("captum_interop").main(["--steps", "30", "--heldout", "400"])
+    assert 0.0 <= out["jaccard_top100"] <= 1.0
+    for name in ("clean", "manipulated"):
+        assert len(out[name]["activation_excess"]) == 10
+        assert out[name]["sensitivity_max_logit0_on_zeros"] > 0
+    assert "Captum LayerActivation matches" in capsys.readouterr().out
