@@ -1,17 +1,24 @@
-"""The main job, end to end on real MNIST (grows with every release).
+"""The main job, end to end on real MNIST: a model, a fabricated explanation, and the audit.
 
-Today: train (or load the cached) paper MNIST CNN, render feature
-visualizations of its 10 logits under several AM strategies in one batch each,
-check that every FV is classified as its digit and resembles that digit's mean
-image, and write ``fv_mnist.png`` and ``metrics.json``.
+1. Train (or load the cached) paper MNIST CNN.
+2. Manipulate logit 0 toward the ``cross`` target with the Gradient Slingshot (the paper's
+   tunnel and preservation settings with on-policy trajectory samples and the direction loss;
+   the manipulated model is cached too, keyed by its settings).
+3. Render FV of logit 0 before and after under the paper's protocol for each AM strategy
+   (pixel + GC, + TR, Adam, lucent's Fourier parametrization with Adam) and with lucent's own
+   ``render_vis``; score each against the target.
+4. Measure what the manipulation kept (accuracy, AUROC, top-100 Jaccard).
+5. Audit the ``logits`` layer of both models with :func:`captum_slingshot.checks.audit_layer`.
+6. Write ``report.png`` and ``metrics.json``.
 
 Example:
     >>> from captum_slingshot.demo import run_demo  # doctest: +SKIP
-    >>> metrics = run_demo("out/demo", n_starts=2, steps=50)  # doctest: +SKIP
+    >>> metrics = run_demo("out/demo", n_starts=2, steps=50, manipulation_steps=100)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -19,28 +26,64 @@ from typing import Dict, Optional
 
 import torch
 
-from .data import class_mean_images, load_mnist, normalize_mnist
+from . import _lucent
+from .checks import audit_layer
+from .data import load_mnist, normalize_mnist
+from .evaluation import evaluate_manipulation, fv_similarity
 from .fv import MNIST_MEAN, MNIST_STD, LucentFourierParam, PixelParam, render
-from .metrics.similarity import pearson_matrix
-from .models import pretrained_mnist_cnn
-from .paths import atomic_path
-from .report import fv_grid
+from .models import MNISTCNN, pretrained_mnist_cnn
+from .paths import atomic_path, models_dir
+from .report import demo_report
+from .transforms import GradientSlingshot, load_target, packaged_target
 
-__all__ = ["run_demo", "DEMO_ROWS"]
+__all__ = ["run_demo", "DEMO_ROWS", "format_table"]
 
 #: (row label, parametrization name, strategy, overrides)
 DEMO_ROWS = [
     ("pixel + GC (paper)", "pixel", "gc", {}),
     ("pixel + GC + TR", "pixel", "gc_tr", {}),
     ("pixel + Adam", "pixel", "adam", {}),
-    ("Fourier + Adam (lucent)", "lucent_fourier", "adam", {"lr": 0.05}),
+    ("Fourier + Adam", "lucent_fourier", "adam", {"lr": 0.05}),
 ]
+UNIT = 0
+TARGET = "cross"
 
 
 def _param(name: str):
     if name == "pixel":
         return PixelParam((1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
     return LucentFourierParam((1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
+
+
+def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNISTCNN:
+    param = _param("pixel")
+    gs = GradientSlingshot(layer="logits", neuron_selector=UNIT, target=load_target(packaged_target(TARGET), param.shape),
+                           param=param, sigma=0.1, alpha=0.8, w=0.0, gamma=1.0, loss="direction", lr=1e-3,
+                           aim_radius=19.5, trajectory_strategy="gc", steps=steps, seed=seed, progress=progress)
+    key = hashlib.sha256(json.dumps(gs.settings(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    path = models_dir() / "demo" / f"mnist_cnn-logit{UNIT}-{TARGET}-{key}.pt"
+    device = next(model.parameters()).device
+    manipulated = MNISTCNN().to(device).eval()
+    if path.is_file():
+        manipulated.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+        return manipulated
+    result = gs.fit(model, normalize_mnist(load_mnist("train").tensors[0]))
+    with atomic_path(path) as tmp:
+        torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, tmp)
+    manipulated.load_state_dict(result.model.state_dict())
+    return manipulated
+
+
+def _lucent_fv(model, n: int, steps: int, seed: int) -> torch.Tensor:
+    """Lucent's own render_vis on an MNIST model: gray Fourier image, MNIST normalization, 28 px."""
+    mean, std = MNIST_MEAN[0], MNIST_STD[0]
+    imgs = _lucent.render_vis(
+        model, _lucent.objective(model, "logits", UNIT),
+        _lucent.param_f_from(_lucent.native_image(28, batch=n, channels=1, decorrelate=False)),
+        transforms=[lambda x: (x - mean) / std], preprocess=False, fixed_image_size=28,
+        thresholds=(steps,), seed=seed,
+    )
+    return torch.from_numpy(imgs[-1]).permute(0, 3, 1, 2).float()
 
 
 def run_demo(
@@ -50,47 +93,69 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
     device: Optional[str] = None,
+    manipulation_steps: int = 1000,
 ) -> Dict:
-    """Run the demo, write ``fv_mnist.png`` and ``metrics.json`` under ``out``; return the metrics."""
-    if n_starts < 1 or steps < 1:
-        raise ValueError("n_starts and steps must be at least 1")
+    """Run the demo; write ``report.png`` and ``metrics.json`` under ``out``; return the metrics."""
+    if n_starts < 1 or steps < 1 or manipulation_steps < 1:
+        raise ValueError("n_starts, steps and manipulation_steps must be at least 1")
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
     model = pretrained_mnist_cnn(epochs=1, seed=0, progress=progress, device=device)
-    heldout = load_mnist("heldout")
-    images, labels = heldout.tensors
+    manipulated = _manipulate(model, manipulation_steps, seed, progress)
+    t_manip = time.perf_counter() - t0
     dev = next(model.parameters()).device
-    with torch.no_grad():
-        acc = float((model(normalize_mnist(images).to(dev)).argmax(1).cpu() == labels).float().mean())
-    means = class_mean_images(heldout)
-    digits = torch.arange(10)
+    held = load_mnist("heldout")
+    heldout = (normalize_mnist(held.tensors[0]).to(dev), held.tensors[1].to(dev))
+    pixel = _param("pixel")
+    target = load_target(packaged_target(TARGET), pixel.shape)
 
-    rows = {"held-out class mean": means}
-    metrics: Dict = {"model": "paper MNIST CNN, 1 epoch", "heldout_accuracy": acc,
-                     "n_starts": n_starts, "steps": steps, "strategies": {}}
+    metrics: Dict = {"model": "paper MNIST CNN, 1 epoch", "unit": f"logits[{UNIT}]", "target": TARGET,
+                     "manipulation_steps": manipulation_steps, "n_starts": n_starts, "steps": steps, "fv": {}}
+    rows = {}
     for label, pname, strategy, overrides in DEMO_ROWS:
         param = _param(pname)
-        res = render(model, model.logits, list(range(10)), param, strategy, n_starts=n_starts,
-                     seed=seed, steps=steps, progress=progress, **overrides)
-        with torch.no_grad():
-            pred = model(param.network_input(res.params.flatten(0, 1).to(dev))).argmax(1).cpu().view(10, n_starts)
-        corr = pearson_matrix(res.images.flatten(0, 1).cpu(), means).view(10, n_starts, 10).mean(1)
-        own = corr.diag()
-        others = (corr.sum(1) - own) / 9
-        metrics["strategies"][label] = {
-            "strategy": res.strategy.name,
-            "parametrization": pname,
-            "classified_as_digit": float((pred == digits[:, None]).float().mean()),
-            "corr_own_class_mean": float(own.mean()),
-            "corr_other_class_means": float(others.mean()),
-            "own_class_ranked_first": float((corr.argmax(1) == digits).float().mean()),
-            "final_logit_mean": float(res.activations.mean()),
-        }
-        rows[label] = res.images[:, 0].cpu()
-    metrics["seconds"] = round(time.perf_counter() - t0, 1)
+        pair, entry = [], {"strategy": strategy, "parametrization": pname}
+        for tag, m in (("before", model), ("after", manipulated)):
+            res = render(m, "logits", UNIT, param, strategy, n_starts=n_starts, seed=seed, steps=steps,
+                         progress=progress, **overrides)
+            sim = fv_similarity(res.images.cpu(), target, lpips=False)
+            entry[tag] = {"ssim": sim["ssim"], "mse": sim["mse"], "activation": float(res.activations.mean())}
+            pair.append(res.images.cpu())
+            if tag == "after" and strategy == "gc" and pname == "pixel":
+                paper_fv = res
+        metrics["fv"][label] = entry
+        rows[label] = tuple(pair)
+    lucent_pair, entry = [], {"strategy": "lucent render_vis (Adam 0.05, Fourier, 28 px)", "parametrization": "lucent"}
+    for tag, m in (("before", model), ("after", manipulated)):
+        imgs = _lucent_fv(m, n_starts, steps, seed)
+        sim = fv_similarity(imgs, target, lpips=False)
+        entry[tag] = {"ssim": sim["ssim"], "mse": sim["mse"]}
+        lucent_pair.append(imgs)
+    metrics["fv"]["lucent render_vis"] = entry
+    rows["lucent render_vis"] = tuple(lucent_pair)
 
-    png = fv_grid(rows, os.path.join(out, "fv_mnist.png"), col_labels=[f"logit {d}" for d in range(10)],
-                  title=f"FV of the 10 logits of an MNIST CNN (held-out acc. {acc:.1%}); first of {n_starts} starts")
+    kept = evaluate_manipulation(manipulated, model, "logits", UNIT, target, pixel, heldout, fv=paper_fv,
+                                 lpips=True)
+    metrics["preservation"] = {k: kept[k] for k in ("accuracy_original", "accuracy", "auroc_original", "auroc",
+                                                    "jaccard_top_k", "lpips", "ssim", "mse")}
+    data = heldout[0][:2000]
+    audits = {name: audit_layer(m, "logits", param=pixel, data=data, seed=seed, progress=progress)
+              for name, m in (("original", model), ("manipulated", manipulated))}
+    metrics["audit"] = {name: {"flagged": rep.flagged, "checks": rep.checks,
+                               "combined_z": [round(float(v), 3) for v in rep.combined]}
+                        for name, rep in audits.items()}
+    rep = audits["manipulated"]
+    top = rep.details.get("natural_gap", {}).get("top_images")
+    top_images = top[UNIT] if top is not None else torch.zeros(0, 1, 28, 28)
+    metrics["seconds"] = {"manipulation (0 when cached)": round(t_manip, 1),
+                          "total": round(time.perf_counter() - t0, 1)}
+
+    png = demo_report(
+        os.path.join(out, "report.png"), target, rows, top_images[:8], rep.z, rep.combined, rep.threshold,
+        rep.flagged, UNIT,
+        title=(f"Gradient Slingshot on logit {UNIT} of an MNIST CNN: accuracy {kept['accuracy_original']:.1%} → "
+               f"{kept['accuracy']:.1%}; audit flags {rep.flagged}"),
+    )
     mpath = os.path.join(out, "metrics.json")
     with atomic_path(mpath) as tmp, open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
@@ -100,9 +165,14 @@ def run_demo(
 
 def format_table(metrics: Dict) -> str:
     """A short plain-text table of the demo's metrics."""
-    lines = [f"model: {metrics['model']}, held-out accuracy {metrics['heldout_accuracy']:.2%}",
-             f"{'strategy':<26} {'as digit':>8} {'corr own':>9} {'corr other':>10} {'rank 1':>7}"]
-    for label, m in metrics["strategies"].items():
-        lines.append(f"{label:<26} {m['classified_as_digit']:>8.0%} {m['corr_own_class_mean']:>9.3f} "
-                     f"{m['corr_other_class_means']:>10.3f} {m['own_class_ranked_first']:>7.0%}")
+    p = metrics["preservation"]
+    lines = [f"{metrics['model']}: logit {UNIT} slung to '{metrics['target']}' in {metrics['manipulation_steps']} steps; "
+             f"held-out accuracy {p['accuracy_original']:.2%} -> {p['accuracy']:.2%}, AUROC {p['auroc_original']:.4f} -> "
+             f"{p['auroc']:.4f}, top-100 Jaccard {p['jaccard_top_k']:.2f}",
+             f"{'FV of logit 0':<28} {'SSIM to target before':>21} {'after':>6} {'MSE before':>11} {'after':>6}"]
+    for label, m in metrics["fv"].items():
+        lines.append(f"{label:<28} {m['before']['ssim']:>21.3f} {m['after']['ssim']:>6.3f} "
+                     f"{m['before']['mse']:>11.4f} {m['after']['mse']:>6.4f}")
+    for name, a in metrics["audit"].items():
+        lines.append(f"audit of the {name} model's logits: flagged {a['flagged']}")
     return "\n".join(lines)

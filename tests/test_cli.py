@@ -6,17 +6,20 @@ import pytest
 from captum_slingshot.cli import main
 
 
-def test_demo_writes_figure_and_metrics(tmp_path, capsys, mnist_cnn):
+def test_demo_writes_report_and_metrics(tmp_path, capsys, mnist_cnn):
+    # small settings: the full demo's verdict is checked by the reproduction test and by hand
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--starts", "1", "--steps", "40", "--no-progress"]) == 0
+    assert main(["demo", "--out", str(out), "--starts", "2", "--steps", "30", "--manipulation-steps", "60",
+                 "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out / 'fv_mnist.png'}" in printed
+    assert f"wrote {out / 'report.png'}" in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["heldout_accuracy"] > 0.95
-    paper = metrics["strategies"]["pixel + GC (paper)"]
-    assert paper["classified_as_digit"] >= 0.9
-    assert paper["corr_own_class_mean"] > paper["corr_other_class_means"]
-    assert os.path.getsize(out / "fv_mnist.png") > 10_000
+    p = metrics["preservation"]
+    assert p["accuracy_original"] > 0.95 and abs(p["accuracy"] - p["accuracy_original"]) < 0.02
+    assert set(metrics["fv"]) == {"pixel + GC (paper)", "pixel + GC + TR", "pixel + Adam", "Fourier + Adam",
+                                  "lucent render_vis"}
+    assert len(metrics["audit"]["manipulated"]["combined_z"]) == 10
+    assert os.path.getsize(out / "report.png") > 20_000
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
@@ -27,7 +30,7 @@ def test_no_command_prints_help(capsys):
 
 def test_bad_demo_settings_fail_cleanly(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--starts", "0"]) == 1
-    assert "n_starts and steps must be at least 1" in capsys.readouterr().err
+    assert "n_starts, steps and manipulation_steps must be at least 1" in capsys.readouterr().err
 
 
 def test_help_has_an_example(capsys):
