@@ -38,7 +38,8 @@ import torch
 
 from captum_slingshot.checks import audit_layer, available_checks
 from captum_slingshot.data import load_mnist, normalize_mnist
-from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam
+from captum_slingshot.evaluation import fv_similarity
+from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.metrics.preservation import auroc
 from captum_slingshot.models import MNISTCNN, pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path, models_dir
@@ -104,6 +105,13 @@ def main(argv=None) -> Dict[str, float]:
     t0 = time.perf_counter()
     models += [(spec[0], manipulated_model(spec, natural, progress), spec[2]) for spec in suite]
     t_manip = time.perf_counter() - t0
+    # did each manipulation work? GC FV (the paper's protocol, 20 starts) against its target
+    success = {}
+    for spec, (name, model, unit) in zip(suite, models[len(clean_seeds):]):
+        fv = render(model, "logits", unit, PARAM, "gc", n_starts=20, seed=1)
+        sim = fv_similarity(fv.images, load_target(packaged_target(spec[3]), PARAM.shape), lpips=False)
+        success[name] = sim
+        print(f"{name}: GC FV of logit {unit} vs '{spec[3]}': SSIM {sim['ssim']:.3f}, MSE {sim['mse']:.4f}", flush=True)
 
     rows: List[dict] = []
     t0 = time.perf_counter()
@@ -112,7 +120,8 @@ def main(argv=None) -> Dict[str, float]:
                           lpips=False, progress=False)
         for i, u in enumerate(rep.units):
             row = {"model": name, "unit": u, "manipulated": int(u == unit), "combined": float(rep.combined[i]),
-                   "flagged": int(bool(rep.flagged_mask[i]))}
+                   "flagged": int(bool(rep.flagged_mask[i])),
+                   "fv_ssim_to_target": success[name]["ssim"] if u == unit else ""}
             for c in checks:
                 row[c] = float(rep.scores[c][i])
                 row[f"{c}_z"] = float(rep.z[c][i])

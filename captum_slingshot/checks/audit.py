@@ -41,8 +41,11 @@ from .report import AuditReport, robust_z
 
 __all__ = ["audit_layer", "DEFAULT_CHECKS"]
 
-#: the checks :func:`audit_layer` runs by default
-DEFAULT_CHECKS: Tuple[str, ...] = ("strategy_divergence", "natural_gap", "slingshot_field")
+#: the checks :func:`audit_layer` runs by default. ``activation_excess`` joined after the
+#: detection benchmark on real MNIST (``benchmarks/detection.py``: 6 slingshotted logits among
+#: 84 clean ones): the mean z of the first three reached AUROC 0.76, TPR 0.17 at 5 % FPR; with
+#: ``activation_excess`` AUROC 0.96, TPR 0.83.
+DEFAULT_CHECKS: Tuple[str, ...] = ("strategy_divergence", "natural_gap", "slingshot_field", "activation_excess")
 
 _COMMON = {"model", "layer", "neuron_selector", "param", "data", "max_examples_per_batch", "seed",
            "return_details"}
