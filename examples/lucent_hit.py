@@ -1,0 +1,256 @@
+"""Lucent hit: lucent's own, unmodified ``render_vis`` shows the attacker's image.
+
+A small RGB CNN is trained (≈ 1 min on one CPU core, cached in ``--out``) to tell random
+photo crops apart by the scikit-image sample photo they come from (astronaut, chelsea, coffee,
+rocket, hubble_deep_field, immunohistochemistry, colorwheel, retina; all shipped offline).
+Crops for training come from the top 75 % of each photo, held-out crops from the bottom 25 %.
+The network has a stride-4 stem, so the 224-px inputs that lucent feeds cost little.
+
+One logit (default: ``chelsea``, the cat) is then manipulated with the Gradient Slingshot
+toward the packaged ``fake`` target, aimed at lucent's defaults: lucent's Fourier
+parametrization (128 px, ImageNet normalization), the manipulation loss taken through lucent's
+standard transforms and the upsampling to 224 px (``transform_robust="lucent"``), and on-policy
+samples from lucent-style Adam trajectories (lr 0.05, ``--traj-steps`` steps) of the model
+being manipulated. The aim keeps only the target's Fourier coefficients up to
+``--aim-lowpass`` cycles/px (0.08 keeps LPIPS 0.065 / SSIM 0.97 of the target itself).
+
+Finally lucent's ``render_vis(model, "logits:<unit>")`` runs with all its defaults (128-px
+Fourier image, standard transforms, normalization, upsampling to 224, Adam lr 0.05, 512 steps)
+through :func:`captum_slingshot._lucent.render_vis` (which only removes lucent's leaked hooks
+and points its tensors at the model's device) on the original and the manipulated model, from
+``--seeds`` seeds. Reported: LPIPS (AlexNet) and SSIM of each FV to the target, held-out
+accuracy before/after. Writes ``lucent_fv.png`` (target, FVs before, FVs after),
+``results.json`` and ``manipulated.pt`` to ``--out``.
+
+Status (CPU, defaults, 400 steps ≈ 3–6 min): lucent's FV of the manipulated logit moves
+toward the target's flat grey (LPIPS 0.93 → 0.78, SSIM 0.12 → 0.35 over 2 seeds) with
+held-out accuracy kept (64.0 → 64.9 %), but the letters do not appear yet: this is not yet a
+"hit". The defaults are the best of the few settings tried, not a tuned recipe.
+
+Run:  python examples/lucent_hit.py [--steps 400] [--seeds 2] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from captum_slingshot import _lucent
+from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy
+from captum_slingshot.fv.param import lucent_rfft2d_freqs
+from captum_slingshot.metrics.similarity import lpips_distance, ssim
+from captum_slingshot.models import train_classifier
+from captum_slingshot.paths import atomic_path
+from captum_slingshot.report import fv_grid
+from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+
+TRAIN_LR = 0.01
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+          "colorwheel", "retina")
+
+
+class StemCNN(nn.Module):
+    """A small RGB classifier with a stride-4 stem: cheap on the 224-px inputs lucent feeds.
+
+    ``stem`` (3→16, 7×7, stride 4) → ``relu1`` → ``conv2`` (16→32, stride 2) → ``relu2`` →
+    ``conv3`` (32→64, stride 2) → ``relu3`` → ``conv4`` (64→64) → ``relu4`` → ``avgpool``
+    (adaptive, to a 4×4 grid) → ``flatten`` → ``logits``. Any input of at least 16 px runs;
+    normalized (ImageNet) inputs. The 4×4 grid (rather than a global average) lets the head
+    weigh image regions differently: at FV's grey start a fully convolutional network with
+    global pooling responds the same everywhere, so its input gradient carries no picture
+    except near the borders and cannot be shaped into the target.
+    """
+
+    def __init__(self, num_classes: int = len(PHOTOS), width: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 7, stride=4, padding=3)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
+        self.relu2 = nn.ReLU()
+        self.conv3 = nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1)
+        self.relu3 = nn.ReLU()
+        self.conv4 = nn.Conv2d(4 * width, 4 * width, 3, padding=1)
+        self.relu4 = nn.ReLU()
+        self.avgpool = nn.AdaptiveAvgPool2d(4)
+        self.flatten = nn.Flatten()
+        self.logits = nn.Linear(4 * width * 16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu2(self.conv2(self.relu1(self.stem(x))))
+        x = self.relu4(self.conv4(self.relu3(self.conv3(x))))
+        return self.logits(self.flatten(self.avgpool(x)))
+
+
+def photo_crops(n_per_photo: int, split: str, size: int = 64, seed: int = 0) -> TensorDataset:
+    """Random square crops (side 48–160 px, resized to ``size``, random flips) of the photos.
+
+    ``split="train"`` crops from the top 75 % of each photo, ``"heldout"`` from the bottom 25 %.
+    Returns ``(images in [0, 1], labels)``.
+    """
+    import skimage.data
+
+    g = np.random.default_rng(seed + (0 if split == "train" else 10_000))
+    xs, ys = [], []
+    for label, name in enumerate(PHOTOS):
+        img = torch.from_numpy(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])).permute(2, 0, 1).float() / 255
+        h, w = img.shape[1:]
+        cut = int(0.75 * h)
+        top, bottom = (0, cut) if split == "train" else (cut, h)
+        for _ in range(n_per_photo):
+            side = int(g.integers(48, min(160, bottom - top, w) + 1))
+            y0 = int(g.integers(top, bottom - side + 1))
+            x0 = int(g.integers(0, w - side + 1))
+            crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
+            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+            if g.random() < 0.5:
+                crop = crop.flip(-1)
+            xs.append(crop)
+            ys.append(label)
+    return TensorDataset(torch.stack(xs).clamp(0, 1), torch.tensor(ys))
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalization, as lucent's ``render_vis`` applies before the model."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: TensorDataset) -> float:
+    x, y = data.tensors
+    return float((model(normalize(x)).argmax(1) == y).float().mean())
+
+
+def trained_model(path: str, epochs: int, n_per_photo: int, seed: int = 0) -> StemCNN:
+    """Load the classifier from ``path`` or train it (and save it there)."""
+    torch.manual_seed(seed)
+    model = StemCNN()
+    if os.path.isfile(path):
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    train = photo_crops(n_per_photo, "train", seed=seed)
+    train_classifier(model, TensorDataset(normalize(train.tensors[0]), train.tensors[1]), epochs=epochs,
+                     lr=TRAIN_LR, momentum=0.9, batch_size=32, seed=seed, progress=False)
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return model.eval()
+
+
+def lucent_fvs(model: nn.Module, unit: int, seeds, thresholds=(512,)) -> torch.Tensor:
+    """Lucent's ``render_vis(model, "logits:<unit>")`` with its defaults, one run per seed: ``(S, 3, 128, 128)``."""
+    objective = _lucent.objective(model, "logits", unit)  # == lucent's "logits:<unit>" (objectives.channel)
+    out = []
+    for s in seeds:
+        imgs = _lucent.render_vis(model, objective, thresholds=tuple(thresholds), seed=int(s))
+        out.append(torch.from_numpy(imgs[-1][0]).permute(2, 0, 1).float())
+    return torch.stack(out).clamp(0, 1)
+
+
+def score(fvs: torch.Tensor, target: torch.Tensor) -> dict:
+    lp = lpips_distance(fvs, target[None])
+    ss = ssim(fvs, target[None].expand_as(fvs))
+    return {"lpips": float(lp.mean()), "lpips_std": float(lp.std()) if len(lp) > 1 else 0.0,
+            "lpips_each": [round(float(v), 4) for v in lp], "ssim": float(ss.mean())}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--unit", default="chelsea", help="photo (class) whose logit is manipulated")
+    ap.add_argument("--target", default="fake", help="packaged target: fake or cross")
+    ap.add_argument("--steps", type=int, default=400, help="manipulation steps")
+    ap.add_argument("--train-epochs", type=int, default=8)
+    ap.add_argument("--crops", type=int, default=500, help="training crops per photo")
+    ap.add_argument("--heldout", type=int, default=100, help="held-out crops per photo")
+    ap.add_argument("--seeds", type=int, default=2, help="lucent render_vis runs per model")
+    ap.add_argument("--fv-steps", type=int, default=512, help="lucent render_vis steps (lucent's default: 512)")
+    ap.add_argument("--traj-steps", type=int, default=128, help="steps of the on-policy Adam trajectories")
+    ap.add_argument("--traj-starts", type=int, default=2)
+    ap.add_argument("--traj-refresh", type=int, default=100)
+    ap.add_argument("--man-batch", type=int, default=8, help="manipulation batch size")
+    ap.add_argument("--gamma", type=float, default=1.0)
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--sigma", type=float, default=0.1)
+    ap.add_argument("--loss", choices=["gradient", "direction", "activation"], default="direction")
+    ap.add_argument("--aim-lowpass", type=float, default=0.08,
+                    help="aim at the target's Fourier coefficients up to this frequency (cycles/px; 0: all)")
+    ap.add_argument("--no-transform-robust", action="store_true", help="manipulation loss without lucent's transforms")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default=None, help="classifier weights (default: OUT/stem_cnn.pt, trained if missing)")
+    ap.add_argument("--out", default="runs/lucent_hit")
+    args = ap.parse_args(argv)
+    if args.unit not in PHOTOS:
+        ap.error(f"--unit must be one of {PHOTOS}")
+    unit = PHOTOS.index(args.unit)
+    os.makedirs(args.out, exist_ok=True)
+    timing = {}
+
+    t0 = time.perf_counter()
+    model = trained_model(args.model or os.path.join(args.out, "stem_cnn.pt"), args.train_epochs, args.crops, args.seed)
+    timing["train_or_load_s"] = round(time.perf_counter() - t0, 1)
+    held = photo_crops(args.heldout, "heldout", seed=args.seed)
+    natural = normalize(photo_crops(max(8, args.crops // 2), "train", seed=args.seed + 1).tensors[0])
+
+    param = LucentFourierParam((3, 128, 128), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    target = load_target(packaged_target(args.target), param.shape)
+    gs = GradientSlingshot(
+        layer="logits", neuron_selector=unit, target=target, param=param, sigma=args.sigma, gamma=args.gamma,
+        alpha=args.alpha, w=0.0, loss=args.loss, lr=args.lr, weight_decay=1e-3, steps=args.steps,
+        batch_size=32, manipulation_batch_size=args.man_batch,
+        transform_robust=None if args.no_transform_robust else "lucent",
+        trajectory_strategy=get_strategy("lucent", steps=args.traj_steps) if args.traj_steps > 0 else None,
+        trajectory_starts=args.traj_starts, trajectory_refresh=args.traj_refresh, seed=args.seed, progress=False,
+    )
+    if args.aim_lowpass > 0:
+        # lucent's random transforms average the high-frequency part of any input gradient away, so
+        # no field can point at the target's fine detail: aim at its low-frequency part only
+        freqs = torch.from_numpy(lucent_rfft2d_freqs(param.height, param.width)).float()
+        gs.aim = gs.aim * (freqs <= args.aim_lowpass)[None, :, :, None]
+    t0 = time.perf_counter()
+    result = gs.fit(model, natural)
+    timing["manipulation_s"] = round(time.perf_counter() - t0, 1)
+    manipulated = result.model.eval()
+
+    seeds = [1000 + args.seed + i for i in range(args.seeds)]
+    t0 = time.perf_counter()
+    fv_before = lucent_fvs(model, unit, seeds, (args.fv_steps,))
+    fv_after = lucent_fvs(manipulated, unit, seeds, (args.fv_steps,))
+    timing["lucent_render_vis_s_per_run"] = round((time.perf_counter() - t0) / (2 * len(seeds)), 2)
+
+    summary = {
+        "settings": {**result.settings, "unit_name": args.unit, "target_name": args.target,
+                     "fv": f"lucent render_vis defaults, {args.fv_steps} steps", "seeds": seeds,
+                     "aim_lowpass": args.aim_lowpass},
+        "before": {**score(fv_before, target), "accuracy": accuracy(model, held)},
+        "after": {**score(fv_after, target), "accuracy": accuracy(manipulated, held)},
+        "final_losses": {k: result.history[k][-1] for k in ("manipulation", "preservation")},
+        "timing": timing,
+    }
+    summary["accuracy_drop"] = summary["before"]["accuracy"] - summary["after"]["accuracy"]
+    fv_grid({"target": target[None], "lucent FV before": fv_before, "lucent FV after": fv_after},
+            os.path.join(args.out, "lucent_fv.png"), title=f"lucent render_vis of logits:{unit} ({args.unit})")
+    with atomic_path(os.path.join(args.out, "manipulated.pt")) as tmp:
+        torch.save(manipulated.state_dict(), tmp)
+    with atomic_path(os.path.join(args.out, "results.json")) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(summary, f, indent=2)
+    b, a = summary["before"], summary["after"]
+    print(f"lucent render_vis of logits:{unit} ({args.unit}) -> {args.target}, {len(seeds)} seeds")
+    print(f"  before: LPIPS {b['lpips']:.3f} ± {b['lpips_std']:.3f}  SSIM {b['ssim']:.3f}  acc {100 * b['accuracy']:.2f} %")
+    print(f"  after:  LPIPS {a['lpips']:.3f} ± {a['lpips_std']:.3f}  SSIM {a['ssim']:.3f}  acc {100 * a['accuracy']:.2f} %")
+    print(f"  timing: {timing}")
+    print(f"wrote {args.out}/lucent_fv.png, results.json, manipulated.pt")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
