@@ -9,11 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from ..fv.param import Parametrization
-from ..fv.render import model_device
+from ..fv.render import model_device, render
 from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
 
 __all__ = ["as_selector_list", "unbatch", "eval_mode", "probe_layer", "layer_units", "row_activations",
-           "optional_batch"]
+           "optional_batch", "fv_of_units"]
 
 
 def as_selector_list(neuron_selector: Any) -> Tuple[List[Any], bool]:
@@ -99,3 +99,17 @@ def optional_batch(max_examples_per_batch: Optional[int], default: int) -> int:
     if b < 1:
         raise ValueError(f"max_examples_per_batch must be at least 1, got {max_examples_per_batch}")
     return b
+
+
+def fv_of_units(model: nn.Module, layer_mod: nn.Module, selectors: Sequence[Any], param: Parametrization,
+                strategy: Any, n_starts: int, seed: int, steps: Optional[int], progress: bool,
+                fv: Optional[Any] = None) -> Any:
+    """The FV of ``selectors`` a check scores: ``fv`` if given (checked to be of these units), else a render."""
+    if fv is None:
+        overrides = {} if steps is None else {"steps": int(steps)}
+        return render(model, layer_mod, list(selectors), param, strategy, n_starts=n_starts, seed=seed,
+                      progress=progress, **overrides)
+    if fv.activations.dim() != 2 or fv.activations.shape[0] != len(selectors):
+        raise ValueError(f"fv must be a render of these {len(selectors)} units (activations (U, n_starts)), "
+                         f"got activations of shape {tuple(fv.activations.shape)}")
+    return fv

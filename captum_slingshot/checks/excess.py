@@ -35,11 +35,11 @@ import torch
 from torch import Tensor, nn
 
 from ..fv.param import Parametrization
-from ..fv.render import FVResult, render
+from ..fv.render import FVResult
 from ..fv.strategies import AMStrategy
 from ..fv.units import NeuronSelector, resolve_layer
 from ..metrics.preservation import unit_activations
-from ._util import as_selector_list, optional_batch, probe_layer, unbatch
+from ._util import as_selector_list, fv_of_units, optional_batch, probe_layer, unbatch
 from .base import register_check
 
 __all__ = ["activation_excess"]
@@ -92,13 +92,7 @@ def activation_excess(
     layer_mod = resolve_layer(model, layer)
     acts = unit_activations(model, layer_mod, list(selectors), data,
                             max_examples_per_batch=optional_batch(max_examples_per_batch, 256)).float()
-    if fv is None:
-        overrides = {} if steps is None else {"steps": int(steps)}
-        fv = render(model, layer_mod, list(selectors), param, strategy, n_starts=n_starts, seed=seed,
-                    progress=progress, **overrides)
-    elif fv.activations.dim() != 2 or fv.activations.shape[0] != len(selectors):
-        raise ValueError(f"fv must be a render of these {len(selectors)} units (activations (U, n_starts)), "
-                         f"got activations of shape {tuple(fv.activations.shape)}")
+    fv = fv_of_units(model, layer_mod, selectors, param, strategy, n_starts, seed, steps, progress, fv)
     a_fv = fv.activations.detach().float().cpu().median(dim=1).values
     mx, md = acts.max(dim=0).values, acts.median(dim=0).values
     scores = (a_fv - mx) / (mx - md).clamp_min(1e-12)

@@ -51,12 +51,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..fv.param import Parametrization
-from ..fv.render import FVResult, model_device, render
+from ..fv.render import FVResult, model_device
 from ..fv.strategies import AMStrategy
 from ..fv.units import LayerCapture, LayerNotReachedError, NeuronSelector, resolve_layer
 from ..metrics.preservation import TopK, unit_activations
 from ..metrics.similarity import lpips_distance
-from ._util import as_selector_list, eval_mode, optional_batch, probe_layer, unbatch
+from ._util import as_selector_list, fv_of_units, eval_mode, optional_batch, probe_layer, unbatch
 from .base import register_check
 
 __all__ = ["natural_gap"]
@@ -218,13 +218,7 @@ def natural_gap(
     order = torch.sort(acts, dim=0, descending=True, stable=True).indices[:k]  # (k, U)
     tops = [TopK(values=acts[order[:, u], u], indices=order[:, u]) for u in range(n_units)]
 
-    if fv is None:
-        overrides = {} if steps is None else {"steps": int(steps)}
-        fv = render(model, layer_mod, list(selectors), param, strategy, n_starts=n_starts, seed=seed,
-                    progress=progress, **overrides)
-    elif fv.activations.dim() != 2 or fv.activations.shape[0] != n_units:
-        raise ValueError(f"fv must be a render of these {n_units} units (activations (U, n_starts)), "
-                         f"got activations of shape {tuple(fv.activations.shape)}")
+    fv = fv_of_units(model, layer_mod, selectors, param, strategy, n_starts, seed, steps, progress, fv)
     fv_params = fv.params.detach()
     n_fv = fv_params.shape[1]
     with torch.no_grad():
