@@ -97,3 +97,14 @@ def test_captum_interop_example(mnist_cnn, capsys):
         assert len(out[name]["activation_excess"]) == 10
         assert out[name]["sensitivity_max_logit0_on_zeros"] > 0
     assert "Captum LayerActivation matches" in capsys.readouterr().out
+
+
+def test_alpha_sweep_study_example(mnist_cnn, tmp_path, capsys):
+    rows = _load("alpha_sweep_study").main(["--alphas", "0.5,0.9", "--steps", "15", "--starts", "2",
+                                            "--heldout", "300", "--out", str(tmp_path)])
+    assert [r["alpha"] for r in rows] == [0.5, 0.9]
+    for r in rows:
+        assert 0 <= r["accuracy"] <= 1 and 1 <= r["rank"] <= 10 and r["flagged"] in (0, 1)
+    assert (tmp_path / "study.csv").read_text().splitlines()[0].startswith("alpha,ssim")
+    assert (tmp_path / "study.png").stat().st_size > 0
+    assert "alpha 0.5:" in capsys.readouterr().out
