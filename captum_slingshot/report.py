@@ -20,7 +20,17 @@ from torch import Tensor  # noqa: E402
 
 from .paths import atomic_path  # noqa: E402
 
-__all__ = ["fv_grid", "demo_report"]
+__all__ = ["fv_grid", "demo_report", "save_png"]
+
+
+def save_png(fig, path: str, **savefig_kwargs) -> str:
+    """Write a matplotlib figure as PNG atomically (temporary file, then rename), close it, return ``path``."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png", **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def _to_hwc(img: Tensor):
@@ -58,12 +68,7 @@ def fv_grid(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def demo_report(
@@ -138,9 +143,4 @@ def demo_report(
     ax.legend(fontsize=7, ncol=min(6, len(audit_z) + 2))
     if title:
         fig.suptitle(title, fontsize=11)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path, bbox_inches="tight")

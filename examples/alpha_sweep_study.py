@@ -27,6 +27,7 @@ from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam
 from captum_slingshot.models import pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path
+from captum_slingshot.report import save_png
 from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
 
 FIELDS = ["alpha", "ssim", "mse", "accuracy", "accuracy_drop", "auroc", "jaccard_top_k", "combined_z", "rank", "flagged"]
@@ -77,10 +78,7 @@ def main(argv=None) -> list:
 
 
 def _write(rows, out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # Agg backend: captum_slingshot.report sets it
 
     with atomic_path(os.path.join(out, "study.csv")) as tmp:
         with open(tmp, "w", newline="") as f:
@@ -98,11 +96,7 @@ def _write(rows, out) -> None:
     for ax in axes:
         ax.set_xlabel("alpha (preservation weight)")
     fig.tight_layout()
-    try:
-        with atomic_path(os.path.join(out, "study.png")) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, os.path.join(out, "study.png"))
 
 
 if __name__ == "__main__":

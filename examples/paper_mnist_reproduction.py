@@ -40,7 +40,7 @@ from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.models import MNISTCNN, pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import fv_grid
+from captum_slingshot.report import fv_grid, save_png
 from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
 
 PRESETS = {
@@ -134,10 +134,7 @@ def _line(tag, step, seconds, ev) -> str:
 
 
 def _write_curve(curve, out) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # Agg backend: captum_slingshot.report sets it
 
     with atomic_path(os.path.join(out, "curve.csv")) as tmp:
         with open(tmp, "w", newline="") as f:
@@ -158,11 +155,7 @@ def _write_curve(curve, out) -> None:
         ax.set_title(title)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        with atomic_path(os.path.join(out, "curve.png")) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, os.path.join(out, "curve.png"))
 
 
 if __name__ == "__main__":
