@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .fv.param import Parametrization
 from .fv.render import FVResult, render
-from .metrics.preservation import accuracy, jaccard, top_k_activating, unit_activations, auroc
+from .metrics.preservation import accuracy, auroc, jaccard, unit_activations
 from .metrics.similarity import lpips_distance, mse, ssim
 
 __all__ = ["evaluate_manipulation", "fv_similarity"]
@@ -108,7 +108,11 @@ def evaluate_manipulation(
     acc, acc0 = (accuracy(m, (x, y), max_examples_per_batch) for m in (model, original))
     acts, acts0 = (unit_activations(m, layer, neuron_selector, x, max_examples_per_batch) for m in (model, original))
     au, au0 = auroc(acts, y, target_class), auroc(acts0, y, target_class)
-    top, top0 = (top_k_activating(m, layer, neuron_selector, x, k, max_examples_per_batch) for m in (model, original))
+    if not 1 <= k <= len(acts):
+        raise ValueError(f"k={k} must lie in [1, {len(acts)}] (the number of held-out inputs)")
+    # top-k from the activations already computed (stable sort: ties go to the lower index,
+    # as in top_k_activating), not a second pass over the data
+    top, top0 = (torch.sort(a, descending=True, stable=True).indices[:k] for a in (acts, acts0))
     out.update(
         accuracy=acc, accuracy_original=acc0, accuracy_drop=acc0 - acc,
         auroc=au, auroc_original=au0, auroc_drop=au0 - au,
