@@ -26,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import math
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -39,13 +40,23 @@ from ._util import layer_units, probe_layer
 from .base import get_check
 from .report import AuditReport, robust_z
 
-__all__ = ["audit_layer", "DEFAULT_CHECKS"]
+__all__ = ["audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES"]
 
 #: the checks :func:`audit_layer` runs by default. ``activation_excess`` joined after the
 #: detection benchmark on real MNIST (``benchmarks/detection.py``: 6 slingshotted logits among
 #: 84 clean ones): the mean z of the first three reached AUROC 0.76, TPR 0.17 at 5 % FPR; with
 #: ``activation_excess`` AUROC 0.96, TPR 0.83.
 DEFAULT_CHECKS: Tuple[str, ...] = ("strategy_divergence", "natural_gap", "slingshot_field", "activation_excess")
+
+#: how the per-check z ``(K, U)`` become one combined z per unit. ``"stouffer"``: ``sum / sqrt(K)``,
+#: the standard way to pool z-scores (for K independent standard-normal z it is standard normal
+#: again, so ``threshold`` keeps its meaning whatever K is); ``"mean"``: ``sum / K`` (stricter
+#: the more checks run); ``"max"``: the largest (one check alone can flag).
+COMBINE_RULES: Dict[str, Callable[[Tensor], Tensor]] = {
+    "stouffer": lambda z: z.sum(0) / math.sqrt(z.shape[0]),
+    "mean": lambda z: z.mean(0),
+    "max": lambda z: z.max(0).values,
+}
 
 _COMMON = {"model", "layer", "neuron_selector", "param", "data", "max_examples_per_batch", "seed",
            "return_details"}
@@ -82,17 +93,25 @@ def _route(checks: Sequence[str], check_kwargs: Dict[str, Any]) -> Dict[str, Dic
     return routed
 
 
-def _reusable_fv(div_details: Dict[str, Any], kwargs: Dict[str, Any]) -> Optional[Any]:
-    """strategy_divergence's render that natural_gap would repeat (same strategy, auditor's param)."""
+def _reusable_fv(div_details: Dict[str, Any], kwargs: Dict[str, Any], by_label: bool = False) -> Optional[Any]:
+    """strategy_divergence's renders that another check would repeat.
+
+    ``by_label``: the check takes a mapping ``label -> FVResult`` (all renders with the requested
+    number of starts); otherwise the one render of its ``strategy`` in the auditor's param.
+    """
+    fvs = div_details.get("fv", {})
+    if "n_starts" in kwargs:
+        fvs = {k: v for k, v in fvs.items() if v.activations.shape[1] == int(kwargs["n_starts"])}
+    if by_label:
+        return fvs or None
     try:
         overrides = {} if kwargs.get("steps") is None else {"steps": int(kwargs["steps"])}
         wanted = get_strategy(kwargs.get("strategy", "gc"), **overrides)
     except (ValueError, TypeError):
         return None
-    for label, fv in div_details.get("fv", {}).items():
+    for label, fv in fvs.items():
         if "@" not in label and fv.strategy == wanted:
-            if "n_starts" not in kwargs or fv.activations.shape[1] == int(kwargs["n_starts"]):
-                return fv
+            return fv
     return None
 
 
@@ -123,7 +142,8 @@ def audit_layer(
             probe forward: the features of a linear layer, the channels of a conv layer).
         checks: names of registered checks (see :func:`available_checks`).
         threshold: flag units whose combined robust z exceeds this.
-        combine: ``"mean"`` (default) or ``"max"`` of the per-check z.
+        combine: how the per-check z are pooled, a key of :data:`COMBINE_RULES`: ``"stouffer"``
+            (``sum / sqrt(K)``), ``"mean"`` or ``"max"``.
         mad_floor: floor on ``1.4826 MAD`` per check (a float for all, or ``{check: floor}``);
             default each check's registered ``min_scale``.
         max_examples_per_batch: passed to every check.
@@ -152,8 +172,8 @@ def audit_layer(
         ...
         ValueError: neuron_selector 5 is out of range for layer '1': index 5 on dimension 0 of size 3 (output shape per example (3,))
     """
-    if combine not in ("mean", "max"):
-        raise ValueError(f"combine must be 'mean' or 'max', got {combine!r}")
+    if combine not in COMBINE_RULES:
+        raise ValueError(f"combine must be one of {sorted(COMBINE_RULES)}, got {combine!r}")
     checks = list(checks)
     if not checks:
         raise ValueError("no checks to run")
@@ -182,7 +202,8 @@ def audit_layer(
             bar.set_postfix_str(f"{c} ({len(unit_list)} units)")
             kwargs = dict(routed[c])
             if "fv" in _accepted(infos[c].function) and "fv" not in kwargs and "strategy_divergence" in details:
-                fv = _reusable_fv(details["strategy_divergence"], kwargs)
+                fv = _reusable_fv(details["strategy_divergence"], kwargs,
+                                  by_label=getattr(infos[c].function, "fv_by_label", False))
                 if fv is not None:
                     kwargs["fv"] = fv
             fn = infos[c].function
@@ -204,8 +225,7 @@ def audit_layer(
         else:
             floor = float(getattr(infos[c].function, "min_scale", 0.0))
         z[c] = robust_z(scores[c], infos[c].higher_is_more_suspicious, floor)
-    stacked = torch.stack([z[c] for c in checks])
-    combined = stacked.mean(0) if combine == "mean" else stacked.max(0).values
+    combined = COMBINE_RULES[combine](torch.stack([z[c] for c in checks]))
     return AuditReport(layer=lname, units=unit_list, checks=checks,
                        directions={c: infos[c].higher_is_more_suspicious for c in checks},
                        scores=scores, z=z, combined=combined, threshold=float(threshold),

@@ -59,7 +59,7 @@ from ..metrics.similarity import lpips_distance, pearson_matrix
 from ._util import as_selector_list, probe_layer, unbatch
 from .base import register_check
 
-__all__ = ["strategy_divergence", "DEFAULT_STRATEGIES", "StrategySpec", "dissimilarity_matrix"]
+__all__ = ["strategy_divergence", "DEFAULT_STRATEGIES", "StrategySpec", "dissimilarity_matrix", "resolve_strategy"]
 
 
 #: a strategy (name or :class:`AMStrategy`), or ``(strategy, parametrization)`` where the
@@ -73,8 +73,15 @@ DEFAULT_STRATEGIES: Tuple[StrategySpec, ...] = ("gc", "tr", "adam", ("gc", "luce
 _MEASURES = ("pearson", "lpips")
 
 
-def _resolve(spec: StrategySpec, param: Parametrization, overrides: Dict[str, Any]) -> Tuple[str, AMStrategy, Parametrization]:
-    """``(label, strategy, parametrization)`` for one entry of ``strategies``."""
+def resolve_strategy(spec: StrategySpec, param: Parametrization, overrides: Dict[str, Any]) -> Tuple[str, AMStrategy, Parametrization]:
+    """``(label, strategy, parametrization)`` for one entry of a check's ``strategies``.
+
+    Example:
+        >>> from captum_slingshot.fv import PixelParam
+        >>> label, strat, p = resolve_strategy(("gc", "lucent_fourier"), PixelParam((1, 8, 8)), {"steps": 5})
+        >>> label, strat.steps, p.shape
+        ('gc@lucent_fourier', 5, (1, 8, 8))
+    """
     if isinstance(spec, tuple):
         if len(spec) != 2:
             raise ValueError(f"a strategy entry must be a strategy or a (strategy, parametrization) pair, got {spec!r}")
@@ -202,7 +209,7 @@ def strategy_divergence(
     n_starts = int(n_starts)
     probe_layer(model, layer, param, selectors)
     overrides = {} if steps is None else {"steps": int(steps)}
-    resolved = [_resolve(s, param, overrides) for s in strategies]
+    resolved = [resolve_strategy(s, param, overrides) for s in strategies]
     labels = [r[0] for r in resolved]
     if len(set(labels)) != len(labels):
         raise ValueError(f"strategies must differ, got {labels}")

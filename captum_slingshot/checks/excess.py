@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -41,12 +41,28 @@ from ..fv.units import NeuronSelector, resolve_layer
 from ..metrics.preservation import unit_activations
 from ._util import as_selector_list, fv_of_units, optional_batch, probe_layer, unbatch
 from .base import register_check
+from .divergence import StrategySpec, resolve_strategy
 
-__all__ = ["activation_excess"]
+__all__ = ["activation_excess", "DEFAULT_EXCESS_STRATEGIES"]
+
+
+#: GC (the paper's attacker's aim), TR and Adam: a slingshot aimed at any one of them shows in its FV
+DEFAULT_EXCESS_STRATEGIES: Tuple[StrategySpec, ...] = ("gc", "tr", "adam")
+
+
+def _fv_for(label: str, fv: Any) -> Optional[FVResult]:
+    """The render for ``label`` in ``fv`` (an :class:`FVResult` counts for the first strategy only)."""
+    if fv is None:
+        return None
+    if isinstance(fv, FVResult):
+        return fv
+    if isinstance(fv, Mapping):
+        return fv.get(label)
+    raise TypeError(f"fv must be an FVResult or a mapping of strategy label -> FVResult, got {type(fv).__name__}")
 
 
 @register_check("activation_excess", higher_is_more_suspicious=True,
-                description="the FV's activation lies far above the unit's natural range",
+                description="the FV's activation lies far above the unit's natural range (any AM strategy)",
                 requires_data=True, min_scale=0.05)
 def activation_excess(
     model: nn.Module,
@@ -55,10 +71,10 @@ def activation_excess(
     *,
     param: Parametrization,
     data: Any = None,
+    strategies: Union[StrategySpec, Sequence[StrategySpec]] = DEFAULT_EXCESS_STRATEGIES,
     n_starts: int = 4,
-    strategy: Union[str, AMStrategy] = "gc",
     steps: Optional[int] = None,
-    fv: Optional[FVResult] = None,
+    fv: Union[None, FVResult, Mapping[str, FVResult]] = None,
     max_examples_per_batch: Optional[int] = None,
     seed: int = 0,
     progress: bool = False,
@@ -66,37 +82,68 @@ def activation_excess(
 ) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
     """How far the unit's FV activation lies beyond its natural range, one score per unit.
 
+    Each strategy's FV is scored ``(A_fv - max_nat) / (max_nat - median_nat)`` and the unit's
+    score is the **largest over strategies**: an attack aimed at one AM procedure (GC, or TR with
+    the transform-robust option, or Adam) makes *that* procedure's FV climb far above anything
+    natural, while the others may stay in range.
+
     Args:
         model, layer, neuron_selector: the unit(s), Captum conventions (a list: one score each).
         param: the auditor's parametrization.
         data: natural model inputs (required), any form
             :func:`~captum_slingshot.metrics.preservation.unit_activations` takes.
-        n_starts, strategy, steps: the FV (when ``fv`` is not given).
-        fv: an already rendered :class:`~captum_slingshot.fv.FVResult` of these units.
+        strategies: AM strategies to score (names, :class:`AMStrategy`, or ``(strategy,
+            parametrization)`` pairs as in :func:`strategy_divergence`, in a list); one name is fine.
+        n_starts, steps: the FVs that are not given in ``fv``.
+        fv: already rendered FVs of these units: one :class:`~captum_slingshot.fv.FVResult` (used
+            for the first strategy) or a mapping ``label -> FVResult`` (``strategy_divergence``'s
+            ``details["fv"]``); strategies missing from it are rendered.
         max_examples_per_batch: inputs per forward pass (default 256).
         seed: seeds the FV starts.
         progress: show a tqdm bar while rendering.
-        return_details: also return ``fv_activation``, ``natural_max``, ``natural_median``.
+        return_details: also return ``fv_activation`` ``(U, S)`` (median final activation per
+            strategy, measured without transforms), ``per_strategy`` ``(U, S)`` scores, ``labels``,
+            ``natural_max``, ``natural_median`` and ``strongest`` (the label that gave each score).
 
     Returns:
         scores ``(U,)`` (0-d for one selector), optionally with the details dict.
 
     Raises:
         ValueError: no data, data that yields nothing, a unit the layer does not have, an ``fv``
-            for other units.
+            for other units, no strategies.
     """
     selectors, single = as_selector_list(neuron_selector)
     if data is None:
         raise ValueError("activation_excess compares with natural activations: pass data=... (natural model inputs)")
+    specs = [strategies] if isinstance(strategies, (str, AMStrategy)) else list(strategies)
+    if not specs:
+        raise ValueError("strategies is empty: give at least one AM strategy, e.g. strategies=('gc',)")
     probe_layer(model, layer, param, selectors)
     layer_mod = resolve_layer(model, layer)
     acts = unit_activations(model, layer_mod, list(selectors), data,
                             max_examples_per_batch=optional_batch(max_examples_per_batch, 256)).float()
-    fv = fv_of_units(model, layer_mod, selectors, param, strategy, n_starts, seed, steps, progress, fv)
-    a_fv = fv.activations.detach().float().cpu().median(dim=1).values
+    overrides = {} if steps is None else {"steps": int(steps)}
+    resolved = [resolve_strategy(s, param, overrides) for s in specs]
+    labels = [r[0] for r in resolved]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"strategies must differ, got {labels}")
+    a_fv = []
+    for i, (label, strat, p) in enumerate(resolved):
+        given = _fv_for(label, fv) if not isinstance(fv, FVResult) or i == 0 else None
+        if given is not None and not isinstance(fv, FVResult) and given.strategy != strat:
+            given = None  # rendered with other settings (steps, lr): render this one
+        res = fv_of_units(model, layer_mod, selectors, p, strat, n_starts, seed, steps, progress, given)
+        a_fv.append(res.activations.detach().float().cpu().median(dim=1).values)
+    a = torch.stack(a_fv, 1)  # (U, S)
     mx, md = acts.max(dim=0).values, acts.median(dim=0).values
-    scores = (a_fv - mx) / (mx - md).clamp_min(1e-12)
+    per = (a - mx[:, None]) / (mx - md).clamp_min(1e-12)[:, None]
+    scores, best = per.max(dim=1)
     if not return_details:
         return unbatch(scores, single)
-    details = {"fv_activation": a_fv, "natural_max": mx, "natural_median": md}
+    details = {"fv_activation": a, "per_strategy": per, "labels": labels, "natural_max": mx,
+               "natural_median": md, "strongest": [labels[int(b)] for b in best]}
     return unbatch(scores, single), unbatch(details, single)
+
+
+#: audit_layer hands this check strategy_divergence's renders by label
+activation_excess.fv_by_label = True
