@@ -1,8 +1,9 @@
 """The ``captum-slingshot`` command.
 
 Subcommands: ``demo`` (attack and audit on a real MNIST CNN), ``manipulate`` (the Gradient Slingshot attack on a
-model, from flags and/or a YAML file), ``render`` (FVs of units under several AM strategies) and
-``audit`` (the defense checks on a layer). ``captum-slingshot COMMAND --help`` shows an example.
+model, from flags and/or a YAML file), ``render`` (FVs of units under several AM strategies),
+``audit`` (the defense checks on a layer) and ``study`` (a grid of transforms × settings × checks
+over models, from a YAML file, to CSV and plots). ``captum-slingshot COMMAND --help`` shows an example.
 User errors print one ``error: ...`` line and exit with status 1 (set ``CAPTUM_SLINGSHOT_DEBUG=1``
 for the traceback); argument errors exit with status 2.
 
@@ -10,6 +11,7 @@ Example:
     $ captum-slingshot demo --out out/demo
     $ captum-slingshot manipulate --steps 500 --trajectory-strategy gc --aim-radius 19.5 --out out/attack
     $ captum-slingshot audit --weights out/attack/model.pt --out out/audit
+    $ captum-slingshot study --config examples/study_alpha_units.yaml --out out/study
 """
 
 from __future__ import annotations
@@ -66,6 +68,39 @@ example:
 
 writes DIR/report.json, DIR/report.csv, DIR/summary.txt and DIR/figures/unit_*.png (flagged units),
 and prints the summary and the flagged units.
+"""
+
+
+_STUDY_EPILOG = """\
+example:
+  captum-slingshot study --config study.yaml --out out/study
+  captum-slingshot study --config study.yaml --out out/study --resume   # after a crash or a new grid value
+
+study.yaml:
+  models:                    # keys of manipulate's model options, plus name and heldout
+    - name: mnist            #   (heldout: mnist or a .pt file of (inputs, labels))
+      model: mnist_cnn
+  transforms:
+    - name: gradient_slingshot
+      settings:              # fixed: any manipulate setting (target, gamma, steps, ...)
+        steps: 1000
+        trajectory_strategy: gc
+        aim_radius: 19.5
+        loss: direction
+        gamma: 1.0
+      grid:                  # swept: every combination
+        alpha: [0.5, 0.8]
+        unit: [0, 3]
+  checks: [activation_excess, strategy_divergence]   # default: the audit's default checks
+  evaluation: {starts: 20, heldout: 2000, strategy: gc}   # also steps, k, lpips, max_batch, seed
+  audit: {threshold: 3.5}    # also combine, starts, steps, k, samples, lpips, max_batch, seed
+
+For every model x transform x grid point: manipulate, then measure FV similarity to the target
+(SSIM, MSE) under evaluation.strategy, held-out accuracy and its drop, and the audit of the layer
+(the unit's z per check, combined z, rank, flagged); plus one unmanipulated baseline row per model
+and unit. Writes DIR/study.csv and DIR/study.json after every cell (with --resume, cells already
+in DIR/study.csv with the same settings are skipped) and DIR/study.png (the metrics against each
+swept setting).
 """
 
 
@@ -154,12 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-limit", type=int, default=None, metavar="N", help="use only the first N natural inputs")
     g.add_argument("--units", metavar="I,J,...", help="units to audit (default: every unit of the layer)")
     g.add_argument("--checks", default=None, metavar="C,C,...",
-                   help="checks to run (default: strategy_divergence,natural_gap,slingshot_field; also "
-                   "activation_excess)")
+                   help="checks to run (default: activation_excess,strategy_divergence; also natural_gap, "
+                   "slingshot_field)")
     g.add_argument("--threshold", type=float, default=3.5, help="flag units whose combined z exceeds this "
                    "(default 3.5)")
-    g.add_argument("--combine", choices=("mean", "max"), default="mean", help="combine the per-check z "
-                   "(default mean)")
+    g.add_argument("--combine", choices=("stouffer", "mean", "max"), default="stouffer",
+                   help="pool the per-check z: stouffer = sum/sqrt(K) (default), mean, or max")
     g.add_argument("--starts", type=int, default=None, metavar="N", help="FV starts per unit in the checks "
                    "(default: each check's own, 4)")
     g.add_argument("--steps", type=int, default=None, metavar="N", help="FV steps in the checks (default: the "
@@ -174,6 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=os.path.join("out", "audit"), metavar="DIR",
                    help="report folder (default: out/audit)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+
+    stu = sub.add_parser(
+        "study", formatter_class=_RAW, epilog=_STUDY_EPILOG,
+        help="a comparison study: transforms x settings x checks over models, to CSV and plots",
+        description=textwrap.fill("Run a grid of manipulations (every model x transform x combination of the swept "
+        "settings) and measure, for each, how much the unit's FV looks like the target, what the model kept on "
+        "held-out data, and whether the audit of the layer finds the unit. One row per cell.", 100),
+    )
+    stu.add_argument("--config", required=True, metavar="FILE", help="the study (YAML, see below); an unknown "
+                     "key at any level is an error")
+    stu.add_argument("--out", default=os.path.join("out", "study"), metavar="DIR",
+                     help="output folder (default: out/study)")
+    stu.add_argument("--resume", action="store_true", help="keep the rows of DIR/study.csv whose cell has the "
+                     "same settings and run only the other cells")
+    stu.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return parser
 
 
@@ -219,6 +269,19 @@ def _run(args: argparse.Namespace, argv: List[str]) -> int:
         files = res["files"]
         extra = f" and {len(files['figures'])} figures" if files["figures"] else ""
         print(f"wrote {files['json']}, {files['csv']}, {files['summary']}{extra}")
+        return 0
+    if args.command == "study":
+        from .study import format_rows, load_study_spec, run_study, swept_keys
+
+        spec = load_study_spec(args.config)
+        res = run_study(spec, args.out, resume=args.resume, progress=args.progress,
+                        warn=lambda msg: print(msg, file=sys.stderr))
+        print(format_rows(res["rows"], swept_keys(spec)))
+        files = res["files"]
+        print(f"\n{len(res['rows'])} rows ({res['ran']} run, {res['resumed']} kept from an earlier run) in "
+              f"{res['seconds']} s")
+        shown = [files["csv"], files["json"]] + ([files["figure"]] if "figure" in files else [])
+        print(f"wrote {', '.join(shown[:-1])} and {shown[-1]}")
         return 0
     return 2
 

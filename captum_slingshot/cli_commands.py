@@ -18,7 +18,7 @@ import os
 import platform
 import shlex
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -29,7 +29,8 @@ from .cli_loading import (
 from .cli_settings import slingshot_kwargs
 from .paths import atomic_path
 
-__all__ = ["run_manipulate", "run_render", "run_audit", "versions", "history_summary"]
+__all__ = ["run_manipulate", "run_render", "run_audit", "versions", "history_summary", "load_for_manipulation",
+           "fit_manipulation", "check_names", "audit_check_kwargs"]
 
 
 def versions() -> Dict[str, str]:
@@ -87,26 +88,38 @@ def history_summary(history: Dict[str, List[float]]) -> Dict[str, Any]:
 
 
 # -- manipulate ---------------------------------------------------------------------------------
-def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = ()) -> Dict[str, Any]:
-    """Fit a gradient slingshot with the merged settings ``s``; write ``model.pt`` and ``run.json``."""
-    from .transforms import get_transform
-
-    t0 = time.perf_counter()
-    out = s["out"]
+def load_for_manipulation(s: Dict[str, Any]) -> Tuple[LoadedModel, str, torch.Tensor, Dict[str, Any], Any]:
+    """What a manipulation of ``s`` needs besides its settings: the model, the layer's name, the
+    natural data (and where it came from) and the auditor's parametrization."""
     loaded = _model(s)
     layer = default_layer(loaded, s.get("layer"))
     data, data_source = load_data(s.get("data") or "mnist", s.get("data_limit"))
-    param = _param(s, loaded, data, s.get("data"))
+    return loaded, layer, data, data_source, _param(s, loaded, data, s.get("data"))
+
+
+def fit_manipulation(s: Dict[str, Any], loaded: LoadedModel, layer: str, data: torch.Tensor, param,
+                     resume: Optional[str] = None) -> Tuple[Any, str]:
+    """Fit the gradient slingshot of the merged settings ``s``; returns ``(SlingshotResult, target path)``."""
+    from .transforms import get_transform
+
     target = resolve_target(s.get("target") or "cross")
-    if s.get("resume") is not None and not os.path.isfile(s["resume"]):
-        raise CLIError(f"checkpoint file {s['resume']!r} (--resume) does not exist")
-    kwargs = slingshot_kwargs(s)
     try:
         gs = get_transform("gradient_slingshot", layer=layer, neuron_selector=s.get("unit", 0),
-                           target=target, param=param, **kwargs)
-        result = gs.fit(loaded.model, data, resume=s.get("resume"))
+                           target=target, param=param, **slingshot_kwargs(s))
+        return gs.fit(loaded.model, data, resume=resume), target
     except FloatingPointError as err:
         raise CLIError(str(err)) from None
+
+
+def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = ()) -> Dict[str, Any]:
+    """Fit a gradient slingshot with the merged settings ``s``; write ``model.pt`` and ``run.json``."""
+    t0 = time.perf_counter()
+    out = s["out"]
+    loaded, layer, data, data_source, param = load_for_manipulation(s)
+    resolve_target(s.get("target") or "cross")  # a bad target fails before the resume check
+    if s.get("resume") is not None and not os.path.isfile(s["resume"]):
+        raise CLIError(f"checkpoint file {s['resume']!r} (--resume) does not exist")
+    result, target = fit_manipulation(s, loaded, layer, data, param, resume=s.get("resume"))
     os.makedirs(out, exist_ok=True)
     model_path = os.path.join(out, "model.pt")
     with atomic_path(model_path) as tmp:
@@ -190,19 +203,48 @@ def run_render(s: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # -- audit --------------------------------------------------------------------------------------
-def run_audit(s: Dict[str, Any], warn=print) -> Dict[str, Any]:
-    """``audit_layer`` on a layer; writes report.json, report.csv, summary.txt and figures/."""
-    from .checks import DEFAULT_CHECKS, audit_layer, available_checks
-    from .checks.audit import _accepted
+def check_names(names: Any, what: str = "--checks") -> List[str]:
+    """``"a,b"`` (or a list) -> registered check names; unknown or no names are a :class:`CLIError`."""
+    from .checks import available_checks
 
-    out = s["out"]
-    checks = split_names(s.get("checks") or ",".join(DEFAULT_CHECKS))
+    checks = split_names(names)
     known = available_checks()
     unknown = [c for c in checks if c not in known]
     if unknown:
         raise CLIError(f"unknown check {unknown[0]!r}; available checks: {', '.join(sorted(known))}")
     if not checks:
-        raise CLIError("--checks is empty")
+        raise CLIError(f"{what} is empty")
+    return checks
+
+
+def audit_check_kwargs(checks: Sequence[str], s: Dict[str, Any], warn=print) -> Dict[str, Any]:
+    """The checks' keyword arguments among the audit settings ``s`` (``starts``, ``steps``, ``k``,
+    ``samples``, ``no_lpips``); a setting none of ``checks`` takes is dropped with a note."""
+    from .checks import available_checks
+    from .checks.audit import _accepted
+
+    known = available_checks()
+    wanted = {"n_starts": s.get("starts"), "steps": s.get("steps"), "k": s.get("k"),
+              "n_samples": s.get("samples"), "lpips": False if s.get("no_lpips") else None}
+    takers = set().union(*(_accepted(known[c].function) for c in checks))
+    check_kwargs = {}
+    for key, value in wanted.items():
+        if value is None:
+            continue
+        if key in takers:
+            check_kwargs[key] = value
+        else:
+            warn(f"note: none of the checks {', '.join(checks)} takes {key}; ignored")
+    return check_kwargs
+
+
+def run_audit(s: Dict[str, Any], warn=print) -> Dict[str, Any]:
+    """``audit_layer`` on a layer; writes report.json, report.csv, summary.txt and figures/."""
+    from .checks import DEFAULT_CHECKS, audit_layer, available_checks
+
+    out = s["out"]
+    checks = check_names(s.get("checks") or ",".join(DEFAULT_CHECKS))
+    known = available_checks()
     loaded = _model(s)
     layer = default_layer(loaded, s.get("layer"))
     needs_data = [c for c in checks if getattr(known[c].function, "requires_data", False)]
@@ -218,19 +260,9 @@ def run_audit(s: Dict[str, Any], warn=print) -> Dict[str, Any]:
     param = _param(s, loaded, data, data_spec)
     units = _units(loaded.model, layer, param, s.get("units")) if s.get("units") else None
 
-    wanted = {"n_starts": s.get("starts"), "steps": s.get("steps"), "k": s.get("k"),
-              "n_samples": s.get("samples"), "lpips": False if s.get("no_lpips") else None}
-    takers = set().union(*(_accepted(known[c].function) for c in checks))
-    check_kwargs = {}
-    for key, value in wanted.items():
-        if value is None:
-            continue
-        if key in takers:
-            check_kwargs[key] = value
-        else:
-            warn(f"note: none of the checks {', '.join(checks)} takes {key}; ignored")
+    check_kwargs = audit_check_kwargs(checks, s, warn)
     report = audit_layer(loaded.model, layer, param=param, data=data, units=units, checks=checks,
-                         threshold=float(s.get("threshold", 3.5)), combine=s.get("combine", "mean"),
+                         threshold=float(s.get("threshold", 3.5)), combine=s.get("combine") or "stouffer",
                          max_examples_per_batch=s.get("max_batch"), seed=int(s.get("seed", 0)),
                          progress=s.get("progress", True), **check_kwargs)
     os.makedirs(out, exist_ok=True)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .cli_loading import CLIError, parse_floats, parse_ints, parse_selector
 
 __all__ = ["Option", "MODEL_OPTIONS", "PARAM_OPTIONS", "MANIPULATE_OPTIONS", "add_options",
-           "read_config", "merge_settings", "slingshot_kwargs"]
+           "read_config", "read_yaml_mapping", "coerce_settings", "merge_settings", "slingshot_kwargs"]
 
 
 # -- value converters: text (a flag) or a YAML value -> the setting ---------------------------
@@ -229,6 +229,13 @@ def _show(value: Any) -> str:
 
 def read_config(path: str, options: Sequence[Option]) -> Dict[str, Any]:
     """The settings of a YAML file, checked and converted; unknown keys are errors."""
+    path = os.path.expanduser(str(path))
+    return coerce_settings(read_yaml_mapping(path), options, f"config file {path!r}")
+
+
+def read_yaml_mapping(path: str) -> Dict[Any, Any]:
+    """The mapping a YAML file holds (``{}`` for an empty file); a missing file, invalid YAML
+    or a document that is not a mapping is a :class:`CLIError`."""
     import yaml
 
     path = os.path.expanduser(str(path))
@@ -246,6 +253,12 @@ def read_config(path: str, options: Sequence[Option]) -> Dict[str, Any]:
     if not isinstance(doc, dict):
         raise CLIError(f"config file {path!r} must hold a mapping of settings (key: value), "
                        f"got a {type(doc).__name__}")
+    return doc
+
+
+def coerce_settings(doc: Dict[Any, Any], options: Sequence[Option], where: str) -> Dict[str, Any]:
+    """Check and convert a mapping of settings (``-`` or ``_`` in keys); unknown keys are errors
+    that name ``where`` the mapping came from, the closest valid key and all valid keys."""
     by_key = {o.key: o for o in options}
     out: Dict[str, Any] = {}
     for raw_key, value in doc.items():
@@ -253,12 +266,12 @@ def read_config(path: str, options: Sequence[Option]) -> Dict[str, Any]:
         if key not in by_key:
             close = difflib.get_close_matches(key, list(by_key), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise CLIError(f"unknown key {raw_key!r} in config file {path!r}{hint}; valid keys: "
+            raise CLIError(f"unknown key {raw_key!r} in {where}{hint}; valid keys: "
                            f"{', '.join(sorted(by_key))}")
         try:
             out[key] = by_key[key].coerce(value)
         except CLIError as err:
-            raise CLIError(f"config file {path!r}, key {key!r}: {err}") from None
+            raise CLIError(f"{where}, key {key!r}: {err}") from None
     return out
 
 
