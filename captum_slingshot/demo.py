@@ -145,8 +145,8 @@ def run_demo(
                                "combined_z": [round(float(v), 3) for v in rep.combined]}
                         for name, rep in audits.items()}
     rep = audits["manipulated"]
-    top = rep.details.get("natural_gap", {}).get("top_images")
-    top_images = top[UNIT] if top is not None else torch.zeros(0, 1, 28, 28)
+    top = rep.figure_rows(rep.units.index(UNIT)).get("top natural")
+    top_images = top if top is not None else torch.zeros(0, 1, 28, 28)
     metrics["seconds"] = {"manipulation (0 when cached)": round(t_manip, 1),
                           "total": round(time.perf_counter() - t0, 1)}
 

@@ -13,7 +13,7 @@ from ..fv.render import model_device, render
 from ..fv.units import LayerCapture, check_selector, layer_name, resolve_layer, select_neuron
 
 __all__ = ["as_selector_list", "unbatch", "eval_mode", "probe_layer", "layer_units", "row_activations",
-           "optional_batch", "fv_of_units"]
+           "optional_batch", "fv_of_units", "display_inputs"]
 
 
 def as_selector_list(neuron_selector: Any) -> Tuple[List[Any], bool]:
@@ -113,3 +113,10 @@ def fv_of_units(model: nn.Module, layer_mod: nn.Module, selectors: Sequence[Any]
         raise ValueError(f"fv must be a render of these {len(selectors)} units (activations (U, n_starts)), "
                          f"got activations of shape {tuple(fv.activations.shape)}")
     return fv
+
+
+def display_inputs(param: Parametrization, x: Tensor) -> Tensor:
+    """Natural model inputs back to images in [0, 1] (undo ``param``'s normalization)."""
+    mean = torch.as_tensor(param.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(param.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0.0, 1.0)

@@ -3,8 +3,8 @@
 Each check runs once for all units (batched). Its scores become robust z-scores across the
 layer's units, ``(s - median) / max(1.4826 MAD, floor)``, signed by the check's direction so
 that high always means suspicious; the floor (the check's ``min_scale``, or ``mad_floor``) keeps
-near-identical scores from exploding. The per-check z are combined (mean or max) and a unit is
-flagged when the combined z exceeds ``threshold``. No labels, no clean reference model: a
+near-identical scores from exploding. The per-check z are pooled (Stouffer's ``sum / sqrt(K)`` by
+default, or mean, or max) and a unit is flagged when the pooled z exceeds ``threshold``. No labels, no clean reference model: a
 manipulated unit is one that stands out from its own layer. With few units (say under 8) the
 median and MAD are rough; audit whole layers.
 
@@ -42,11 +42,13 @@ from .report import AuditReport, robust_z
 
 __all__ = ["audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES"]
 
-#: the checks :func:`audit_layer` runs by default. ``activation_excess`` joined after the
-#: detection benchmark on real MNIST (``benchmarks/detection.py``: 6 slingshotted logits among
-#: 84 clean ones): the mean z of the first three reached AUROC 0.76, TPR 0.17 at 5 % FPR; with
-#: ``activation_excess`` AUROC 0.96, TPR 0.83.
-DEFAULT_CHECKS: Tuple[str, ...] = ("strategy_divergence", "natural_gap", "slingshot_field", "activation_excess")
+#: the checks :func:`audit_layer` runs by default, chosen on the detection benchmark
+#: (``benchmarks/detection.py``, real MNIST: 12 slingshotted logits among 138 clean ones, z within
+#: each layer): ``activation_excess`` (max over GC/TR/Adam) AUROC 0.973, TPR 0.92 at 5 % FPR;
+#: ``strategy_divergence`` 0.796 / 0.33; pooled (Stouffer) 0.985 / 1.00. ``natural_gap`` (0.54)
+#: and ``slingshot_field`` (0.42) did not separate there and only diluted the pool (mean of all
+#: four: AUROC 0.975, 7 of 12 flagged at 3.5 against 11 of 12); they stay available by name.
+DEFAULT_CHECKS: Tuple[str, ...] = ("activation_excess", "strategy_divergence")
 
 #: how the per-check z ``(K, U)`` become one combined z per unit. ``"stouffer"``: ``sum / sqrt(K)``,
 #: the standard way to pool z-scores (for K independent standard-normal z it is standard normal
@@ -124,7 +126,7 @@ def audit_layer(
     units: Optional[Sequence[NeuronSelector]] = None,
     checks: Sequence[str] = DEFAULT_CHECKS,
     threshold: float = 3.5,
-    combine: str = "mean",
+    combine: str = "stouffer",
     mad_floor: Union[None, float, Dict[str, float]] = None,
     max_examples_per_batch: Optional[int] = None,
     seed: int = 0,

@@ -38,8 +38,8 @@ from ..fv.param import Parametrization
 from ..fv.render import FVResult
 from ..fv.strategies import AMStrategy
 from ..fv.units import NeuronSelector, resolve_layer
-from ..metrics.preservation import unit_activations
-from ._util import as_selector_list, fv_of_units, optional_batch, probe_layer, unbatch
+from ..metrics.preservation import TopK, unit_activations
+from ._util import as_selector_list, display_inputs, fv_of_units, optional_batch, probe_layer, unbatch
 from .base import register_check
 from .divergence import StrategySpec, resolve_strategy
 
@@ -78,6 +78,7 @@ def activation_excess(
     max_examples_per_batch: Optional[int] = None,
     seed: int = 0,
     progress: bool = False,
+    n_top_images: int = 8,
     return_details: bool = False,
 ) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
     """How far the unit's FV activation lies beyond its natural range, one score per unit.
@@ -101,7 +102,9 @@ def activation_excess(
         max_examples_per_batch: inputs per forward pass (default 256).
         seed: seeds the FV starts.
         progress: show a tqdm bar while rendering.
-        return_details: also return ``fv_activation`` ``(U, S)`` (median final activation per
+        n_top_images: how many of each unit's most activating natural inputs the details show.
+        return_details: also return ``top_images`` ``(U, n_top_images, C, H, W)`` (the most
+            activating natural inputs as images in [0, 1]), ``top_indices``, ``fv_activation`` ``(U, S)`` (median final activation per
             strategy, measured without transforms), ``per_strategy`` ``(U, S)`` scores, ``labels``,
             ``natural_max``, ``natural_median`` and ``strongest`` (the label that gave each score).
 
@@ -140,8 +143,12 @@ def activation_excess(
     scores, best = per.max(dim=1)
     if not return_details:
         return unbatch(scores, single)
+    top = acts.topk(min(int(n_top_images), acts.shape[0]), dim=0)  # (k, U)
+    top_images = torch.stack([display_inputs(param, TopK(top.values[:, u], top.indices[:, u]).images(data).float().cpu())
+                              for u in range(len(selectors))]) if top.indices.numel() else None
     details = {"fv_activation": a, "per_strategy": per, "labels": labels, "natural_max": mx,
-               "natural_median": md, "strongest": [labels[int(b)] for b in best]}
+               "natural_median": md, "strongest": [labels[int(b)] for b in best],
+               "top_indices": top.indices.T, "top_images": top_images}
     return unbatch(scores, single), unbatch(details, single)
 
 

@@ -56,7 +56,7 @@ from ..fv.strategies import AMStrategy
 from ..fv.units import LayerCapture, LayerNotReachedError, NeuronSelector, resolve_layer
 from ..metrics.preservation import TopK, unit_activations
 from ..metrics.similarity import lpips_distance
-from ._util import as_selector_list, fv_of_units, eval_mode, optional_batch, probe_layer, unbatch
+from ._util import as_selector_list, display_inputs, eval_mode, fv_of_units, optional_batch, probe_layer, unbatch
 from .base import register_check
 
 __all__ = ["natural_gap"]
@@ -104,13 +104,6 @@ def _features(model: nn.Module, feat_mod: Optional[nn.Module], layer_mod: nn.Mod
                 for i in range(0, inputs.shape[0], batch):
                     out.append(cap.run(inputs[i : i + batch].to(device)).flatten(1).float().cpu())
     return torch.cat(out)
-
-
-def _display(param: Parametrization, x: Tensor) -> Tensor:
-    """Natural model inputs back to images in [0, 1] (undo ``param``'s normalization)."""
-    mean = torch.as_tensor(param.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(param.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x * std + mean).clamp(0.0, 1.0)
 
 
 def _cosine_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -237,7 +230,7 @@ def natural_gap(
         x_top = tops[u].images(data)
         f_nat = _features(model, feat_mod, layer_mod, x_top, batch) - mu
         feature.append(_cosine_distance(f_fv[u], f_nat))
-        shown = _display(param, x_top.float().cpu())
+        shown = display_inputs(param, x_top.float().cpu())
         top_imgs.append(shown)
         if lpips:
             m = min(k, int(lpips_k))

@@ -247,13 +247,17 @@ class AuditReport:
         div = self.details.get("strategy_divergence") or {}
         nat = self.details.get("natural_gap") or {}
         fld = self.details.get("slingshot_field") or {}
+        exc = self.details.get("activation_excess") or {}
         if "images" in div:
             for label in div["labels"]:
                 rows[f"FV {label}"] = div["images"][label][index][:n_images]
         elif "fv_images" in nat:
             rows["FV"] = nat["fv_images"][index][:n_images]
-        if "top_images" in nat:
-            rows["top natural"] = nat["top_images"][index][:n_images]
+        top = nat.get("top_images")
+        if top is None:
+            top = exc.get("top_images")
+        if top is not None:
+            rows["top natural"] = top[index][:n_images]
         if "q_star_image" in fld:
             rows["field q*"] = fld["q_star_image"][index][None]
         return rows

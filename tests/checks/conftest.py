@@ -82,8 +82,9 @@ def toy_states(toy):
 
 @pytest.fixture(scope="session")
 def reports(toy, toy_states):
-    """``audit_layer`` with default settings on the logit layer of both models."""
+    """``audit_layer`` with all four built-in checks (otherwise defaults) on the logit layer of both models."""
     from captum_slingshot.checks import audit_layer
 
-    return {name: audit_layer(m, LAYER, param=toy.param, data=toy.data, progress=False)
+    checks = ("strategy_divergence", "natural_gap", "slingshot_field", "activation_excess")
+    return {name: audit_layer(m, LAYER, param=toy.param, data=toy.data, checks=checks, progress=False)
             for name, m in (("clean", toy.clean), ("manipulated", toy.manipulated))}

@@ -22,7 +22,21 @@ def test_flags_the_manipulated_logit_and_nothing_in_the_clean_model(reports):
         z = man.z[check]
         assert z[MANIPULATED] > 3.5 and z[1:].max() < 3.0, (check, z)
         assert clean.z[check].max() < 3.0, (check, clean.z[check])
-    assert man.combined[MANIPULATED] > 1.5 * man.threshold  # 6.6 with the four default checks
+    assert man.combined[MANIPULATED] > 1.5 * man.threshold
+
+
+def test_default_audit(toy):
+    """The defaults (activation_excess + strategy_divergence, Stouffer) flag the slung logit only."""
+    from captum_slingshot.checks import DEFAULT_CHECKS
+
+    man = audit_layer(toy.manipulated, LAYER, param=toy.param, data=toy.data, progress=False)
+    clean = audit_layer(toy.clean, LAYER, param=toy.param, data=toy.data, progress=False)
+    assert man.checks == list(DEFAULT_CHECKS) and man.combine == "stouffer"
+    assert man.flagged == [MANIPULATED] and clean.flagged == [], (man.summary(), clean.summary())
+    z = torch.stack([man.z[c] for c in man.checks])
+    torch.testing.assert_close(man.combined, z.sum(0) / len(man.checks) ** 0.5)
+    # without natural_gap the figure still shows the top natural images (from activation_excess)
+    assert list(man.figure_rows(MANIPULATED)) == ["FV gc", "FV tr", "FV adam", "FV gc@lucent_fourier", "top natural"]
 
 
 def test_no_hooks_left_and_models_unchanged(reports, toy, toy_states):
@@ -99,7 +113,7 @@ def test_errors(toy):
     m, p = toy.clean, toy.param
     with pytest.raises(ValueError, match="neuron_selector 10 is out of range for layer '5'"):
         audit_layer(m, LAYER, param=p, units=[0, 10], checks=("slingshot_field",), progress=False)
-    with pytest.raises(ValueError, match="check 'natural_gap' needs natural data"):
+    with pytest.raises(ValueError, match="check 'activation_excess' needs natural data"):
         audit_layer(m, LAYER, param=p, progress=False)
     with pytest.raises(ValueError, match="data yields no inputs"):
         audit_layer(m, LAYER, param=p, data=toy.data[:0], checks=("natural_gap",), progress=False)
@@ -112,7 +126,7 @@ def test_errors(toy):
         audit_layer(m, LAYER, param=p, checks=("slingshot_field",), n_start=3, progress=False)
     with pytest.raises(TypeError, match="check 'slingshot_field' does not take \\['k'\\]"):
         audit_layer(m, LAYER, param=p, checks=("slingshot_field",), slingshot_field={"k": 3}, progress=False)
-    with pytest.raises(ValueError, match="combine must be 'mean' or 'max'"):
+    with pytest.raises(ValueError, match="combine must be one of \\['max', 'mean', 'stouffer'\\]"):
         audit_layer(m, LAYER, param=p, checks=("slingshot_field",), combine="median", progress=False)
     with pytest.raises(ValueError, match="unknown layer"):
         audit_layer(m, "fc", param=p, checks=("slingshot_field",), progress=False)
