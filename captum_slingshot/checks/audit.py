@@ -198,7 +198,9 @@ def audit_layer(
 
     scores: Dict[str, Tensor] = {}
     details: Dict[str, Dict[str, Any]] = {}
-    bar = tqdm(checks, disable=not progress, desc=f"audit {lname}", unit="check")
+    # strategy_divergence first: its renders serve the checks that take ``fv`` (report order stays as given)
+    order = sorted(checks, key=lambda c: c != "strategy_divergence")
+    bar = tqdm(order, disable=not progress, desc=f"audit {lname}", unit="check")
     try:
         for c in bar:
             bar.set_postfix_str(f"{c} ({len(unit_list)} units)")

@@ -59,6 +59,25 @@ def test_audit_runs_it_by_name(toy):
     assert rep.z["activation_excess"].argmax().item() == MANIPULATED
 
 
+def test_the_default_audit_renders_each_strategy_once(toy, monkeypatch):
+    """activation_excess comes first in DEFAULT_CHECKS, yet reuses strategy_divergence's renders."""
+    from captum_slingshot.checks import _util, divergence
+
+    calls = []
+
+    def counting(real):
+        def wrapped(*args, **kwargs):
+            calls.append(args[4] if len(args) > 4 else kwargs.get("strategy"))
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(divergence, "render", counting(divergence.render))
+    monkeypatch.setattr(_util, "render", counting(_util.render))
+    rep = audit_layer(toy.manipulated, LAYER, param=toy.param, data=toy.data, n_starts=2, steps=10, progress=False)
+    assert rep.checks == ["activation_excess", "strategy_divergence"]
+    assert len(calls) == 4  # gc, tr, adam, gc@lucent_fourier: once each
+
+
 def test_errors(toy):
     with pytest.raises(ValueError, match="pass data="):
         activation_excess(toy.manipulated, LAYER, 0, param=toy.param)
