@@ -29,6 +29,15 @@ real MNIST this is what makes the paper's settings converge within an epoch
 (see the README); without it FV leaves the tunnel within a few steps.
 ``loss="direction"`` fits only the field's direction (cosine to
 ``q* - q``, plus a floor ``|grad| >= 1`` so clipped SGD takes full steps).
+``field_space="input"`` fits the field (or the activation bowl) in the
+network's input space instead of in ``q``: ``grad_z a(z) -> gamma (z* - z)``
+for the input ``z`` the model sees (after the transforms and normalization)
+and a fixed input ``z*`` (``input_aim``). Adam-based FV (lucent) moves every
+Fourier coefficient by about ``lr`` per step whatever its gradient's size, so
+it needs the sign of the gradient to point at the target in every
+coefficient; the gradient of a bowl in input space does that (it is Adam
+minimizing ``||z - z*||^2``), while a field fitted in ``q`` only gets the
+largest coefficients right.
 
 Example:
     >>> import torch
@@ -49,7 +58,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -184,6 +193,29 @@ class GradientSlingshot(ModelTransform):
             manipulation batch is drawn from FV trajectories of the model being
             manipulated, re-run every ``trajectory_refresh`` steps from
             ``trajectory_starts`` random starts (``None``: the paper's tunnel only).
+        field_space: ``"param"`` (default, the paper: field ``gamma (q* - q)`` in the
+            parametrization) or ``"input"`` (field ``gamma (z* - z)`` in the model's input
+            space, for Adam-based FV; the activation form then uses ``||z - z*||^2``).
+        input_aim: ``z*`` for ``field_space="input"``, shape of one model input; default:
+            the network input of the aim point with every random transform at its middle
+            value (``u = 0.5``).
+        adam_normalized: with ``field_space="input"`` and ``loss="direction"``: compare
+            the two fields where the auditor's Adam sees them, as gradients on ``q``
+            (pulled back through the transforms and the parametrization), each coordinate
+            divided by the batch RMS of the target field there (Adam's per-coordinate
+            normalization), so that faint (high-frequency) coefficients count as much as
+            strong ones.
+        preserve_fv: weight of the *FV-path preservation* term (0: off, the paper). With
+            ``preserve_fv > 0`` the other units' FVs are kept as they were: before training,
+            the auditor's optimizer (``trajectory_strategy``, else GC) is run on the original
+            model for ``preserve_fv_units`` from ``trajectory_starts`` random starts, and the
+            points of those paths (8 per start) join the preservation loss: the layer's other
+            units must keep their original activations there (MSE, weight ``preserve_fv``
+            inside the preservation term). Without it the slingshot can bend the landscape near
+            the FV start for neighbouring units too (on the MNIST CNN logit 1's GC FV fell from
+            activation 11 to 3), which an audit sees.
+        preserve_fv_units: int selectors (channels of the layer) whose FV paths are kept;
+            default every other channel of the layer (at most 64, evenly spread).
         device: where to train (default: the model's device).
         seed: seeds the manipulation batches, natural batch order and transforms.
         checkpoint_path, checkpoint_every: periodic atomic checkpoints.
@@ -220,6 +252,11 @@ class GradientSlingshot(ModelTransform):
         trajectory_fraction: float = 0.5,
         trajectory_refresh: int = 50,
         trajectory_starts: int = 8,
+        field_space: str = "param",
+        input_aim: Optional[Tensor] = None,
+        adam_normalized: bool = False,
+        preserve_fv: float = 0.0,
+        preserve_fv_units: Optional[Sequence[int]] = None,
         device: Union[None, str, torch.device] = None,
         seed: int = 0,
         checkpoint_path: Optional[str] = None,
@@ -255,6 +292,21 @@ class GradientSlingshot(ModelTransform):
             raise ValueError(f"trajectory_fraction must lie in [0, 1], got {trajectory_fraction}")
         if int(trajectory_refresh) < 1 or int(trajectory_starts) < 1:
             raise ValueError("trajectory_refresh and trajectory_starts must be at least 1")
+        if field_space not in ("param", "input"):
+            raise ValueError(f"field_space must be 'param' or 'input', got {field_space!r}")
+        if input_aim is not None and field_space != "input":
+            raise ValueError("input_aim is used only with field_space='input'")
+        if adam_normalized and (field_space != "input" or loss != "direction"):
+            raise ValueError("adam_normalized needs field_space='input' and loss='direction'")
+        self.adam_normalized = bool(adam_normalized)
+        if not float(preserve_fv) >= 0:
+            raise ValueError(f"preserve_fv must be a non-negative weight, got {preserve_fv}")
+        if preserve_fv_units is not None:
+            preserve_fv_units = [int(u) for u in preserve_fv_units]
+            if not preserve_fv_units:
+                raise ValueError("preserve_fv_units is empty: leave it None to keep every other unit's FV")
+        self.preserve_fv, self.preserve_fv_units = float(preserve_fv), preserve_fv_units
+        self._fv_points: Optional[Tensor] = None
         self.layer, self.neuron_selector, self.param = layer, neuron_selector, param
         self.target = load_target(target, param.shape)
         self.sigma, self.tunnel, self.gamma, self.alpha, self.w = float(sigma), bool(tunnel), float(gamma), float(alpha), float(w)
@@ -279,6 +331,14 @@ class GradientSlingshot(ModelTransform):
             reachable_aim(param, self.target, aim_radius) if aim_radius is not None
             else param.inverse(_shrink(param, self.target)[None])[0]
         )
+        self.field_space = field_space
+        self.input_aim: Optional[Tensor] = None
+        if field_space == "input":
+            if input_aim is None:
+                u_mid = None if self._tr is None else torch.full((1, self._tr.n_random), 0.5)
+                with torch.no_grad():
+                    input_aim = network_input(param, self.aim[None], self._tr, u_mid)[0]
+            self.input_aim = torch.as_tensor(input_aim).detach().float().clone()
 
     # -- settings ------------------------------------------------------------------
     def _build_tr(self, name: Optional[str]) -> Optional[Compose]:
@@ -311,6 +371,11 @@ class GradientSlingshot(ModelTransform):
             "trajectory_strategy": None if self.trajectory_strategy is None else self.trajectory_strategy.name,
             "trajectory_fraction": self.trajectory_fraction, "trajectory_refresh": self.trajectory_refresh,
             "trajectory_starts": self.trajectory_starts, "seed": self.seed,
+            # only when not the default, so that older checkpoints still resume
+            **({"field_space": self.field_space} if self.field_space != "param" else {}),
+            **({"adam_normalized": True} if self.adam_normalized else {}),
+            **({"preserve_fv": self.preserve_fv, "preserve_fv_units": self.preserve_fv_units}
+               if self.preserve_fv > 0 else {}),
         }
 
     # -- sampling and losses -----------------------------------------------------------
@@ -349,6 +414,8 @@ class GradientSlingshot(ModelTransform):
 
     def _manipulation_loss(self, cap: LayerCapture, step: int, aim: Tensor, device: torch.device) -> Tensor:
         q, tr_u = self._sample(step, aim, device)
+        if self.field_space == "input":
+            return self._input_space_loss(cap, q, tr_u, device)
         q.requires_grad_(True)
         act = select_neuron(cap.run(self._inputs(q, tr_u)), self.neuron_selector)
         if self.loss in ("gradient", "direction"):
@@ -361,6 +428,91 @@ class GradientSlingshot(ModelTransform):
             return (1 - cos).mean() + floor.pow(2).mean()
         dist = (q.detach() - aim).flatten(1).pow(2).sum(1) / aim.numel()
         return F.mse_loss(act, self.gamma * (1 - dist))
+
+    def _input_space_loss(self, cap: LayerCapture, q: Tensor, tr_u: Optional[Tensor], device: torch.device) -> Tensor:
+        if self.adam_normalized:
+            return self._adam_normalized_loss(cap, q, tr_u, device)
+        with torch.no_grad():
+            z = self._inputs(q, tr_u)
+        z_aim = self.input_aim.to(device=device, dtype=z.dtype)
+        if z_aim.shape != z.shape[1:]:
+            raise ValueError(f"input_aim has shape {tuple(z_aim.shape)}, the model's inputs {tuple(z.shape[1:])}")
+        if self.loss == "activation":
+            act = select_neuron(cap.run(z), self.neuron_selector)
+            dist = (z - z_aim).flatten(1).pow(2).sum(1) / z_aim.numel()
+            return F.mse_loss(act, self.gamma * (1 - dist))
+        z.requires_grad_(True)
+        act = select_neuron(cap.run(z), self.neuron_selector)
+        (grad,) = torch.autograd.grad(act.sum(), z, create_graph=True)
+        field = self.gamma * (z_aim - z).detach()
+        if self.loss == "gradient":
+            return F.mse_loss(grad, field)
+        cos = F.cosine_similarity(grad.flatten(1), field.flatten(1), dim=1)
+        floor = F.relu(1.0 - grad.flatten(1).norm(dim=1))
+        return (1 - cos).mean() + floor.pow(2).mean()
+
+    def _adam_normalized_loss(self, cap: LayerCapture, q: Tensor, tr_u: Optional[Tensor], device: torch.device) -> Tensor:
+        q = q.detach().requires_grad_(True)
+        z = self._inputs(q, tr_u)
+        z_aim = self.input_aim.to(device=device, dtype=z.dtype)
+        field = (z_aim - z).detach()
+        (target,) = torch.autograd.grad(z, q, grad_outputs=field, retain_graph=True)
+        act = select_neuron(cap.run(z), self.neuron_selector)
+        (grad,) = torch.autograd.grad(act.sum(), q, create_graph=True)
+        # Adam's view: every coordinate scaled by (an estimate of) its gradient's RMS
+        # RMS over the batch, the channels and (Fourier) real/imaginary parts: one per position/frequency
+        keep = (2, 3) if target.dim() >= 4 else (1,)
+        dims = tuple(d for d in range(target.dim()) if d not in keep)
+        rms = target.pow(2).mean(dim=dims, keepdim=True).sqrt()
+        rms = rms + 1e-3 * rms.mean()
+        cos = F.cosine_similarity((grad / rms).flatten(1), (target / rms).flatten(1), dim=1)
+        return (1 - cos).mean()
+
+    def _other_units(self, n_channels: int) -> List[int]:
+        """Channels whose FV paths ``preserve_fv`` keeps (the unit's own channel left out)."""
+        own = self.neuron_selector[0] if isinstance(self.neuron_selector, tuple) else self.neuron_selector
+        if self.preserve_fv_units is not None:
+            bad = [u for u in self.preserve_fv_units if not 0 <= u < n_channels]
+            if bad:
+                raise ValueError(f"preserve_fv_units {bad} are out of range for a layer of {n_channels} channels")
+            return list(self.preserve_fv_units)
+        others = [c for c in range(n_channels) if c != own]
+        if len(others) > 64:
+            others = [others[int(i)] for i in torch.linspace(0, len(others) - 1, 64).round().long()]
+        return others
+
+    def _fv_paths(self, frozen_cap: LayerCapture, n_channels: int, device: torch.device) -> Tensor:
+        """Points the auditor's optimizer visits for the other units under the *original* model."""
+        strat = self.trajectory_strategy or get_strategy("gc")
+        units, n = self._other_units(n_channels), self.trajectory_starts
+        g = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + 700_001)
+        q0 = torch.randn((len(units) * n,) + tuple(self.param.param_shape), generator=g, device=device) * 0.01
+        transform = self._traj_tr
+        u = torch.rand(q0.shape[0], strat.steps, transform.n_random if transform is not None else 0,
+                       generator=g, device=device)
+        segments = [(i, i * n, (i + 1) * n) for i in range(len(units))]
+        with tqdm(disable=True) as quiet:
+            _, _, _, snaps = _optimize(frozen_cap, self.param, units, segments, q0, u, strat, transform, quiet,
+                                       record_every=max(1, strat.steps // 8))
+        return snaps.flatten(0, 1).detach()
+
+    def _unit_mask(self, out_shape: Sequence[int], device: torch.device) -> Tensor:
+        """1 for every element of one layer output except the manipulated unit's."""
+        mask = torch.ones(tuple(out_shape), device=device)
+        sel = self.neuron_selector
+        if isinstance(sel, (int, tuple)):
+            mask[sel] = 0.0
+        return mask
+
+    def _fv_path_loss(self, cap: LayerCapture, frozen_cap: LayerCapture, step: int, device: torch.device) -> Tensor:
+        g = torch.Generator(device=device).manual_seed(self.seed * 1_000_003 + 900_007 + step)
+        idx = torch.randint(len(self._fv_points), (self.manipulation_batch_size,), generator=g, device=device)
+        x = self.param.network_input(self._fv_points[idx])
+        with torch.no_grad():
+            h0 = frozen_cap.run(x)
+        h = cap.run(x)
+        mask = self._unit_mask(h.shape[1:], device)
+        return ((h - h0).pow(2) * mask).sum() / (mask.sum() * h.shape[0])
 
     def _preservation_loss(self, model, frozen, cap, frozen_cap, x: Tensor) -> Tensor:
         if self.preservation == "logits":
@@ -377,7 +529,8 @@ class GradientSlingshot(ModelTransform):
         return self.w * unit_term + (1 - self.w) * layer_term
 
     # -- training ----------------------------------------------------------------
-    def fit(self, model: nn.Module, natural_data: Any, resume: Optional[str] = None) -> SlingshotResult:
+    def fit(self, model: nn.Module, natural_data: Any, resume: Optional[str] = None,
+            start_from: Optional[nn.Module] = None) -> SlingshotResult:
         """Manipulate a copy of ``model``; ``model`` itself is never modified.
 
         Args:
@@ -386,6 +539,9 @@ class GradientSlingshot(ModelTransform):
                 ``TensorDataset`` (first tensor used) or a map-style dataset of
                 ``(input, ...)`` items, already normalized as the model expects.
             resume: path of a checkpoint written by an earlier run with the same settings.
+            start_from: start the fine-tuning from this model's weights (same architecture,
+                e.g. an earlier result) instead of ``model``'s; ``model`` stays the reference
+                of the preservation loss.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -393,7 +549,9 @@ class GradientSlingshot(ModelTransform):
         total = int(self.steps) if self.steps is not None else max(1, int(math.ceil(self.epochs * batches.per_epoch)))
         device = torch.device(self.device) if self.device is not None else model_device(model)
 
-        student = copy.deepcopy(model).to(device)
+        if start_from is not None and not isinstance(start_from, nn.Module):
+            raise TypeError(f"start_from must be an nn.Module, got {type(start_from).__name__}")
+        student = copy.deepcopy(model if start_from is None else start_from).to(device)
         frozen = copy.deepcopy(model).to(device)
         student.eval()
         frozen.eval()
@@ -425,6 +583,11 @@ class GradientSlingshot(ModelTransform):
                         raise
                     raise ValueError(f"the model cannot take inputs from parametrization {self.param!r}: {err}") from err
             check_selector(self.neuron_selector, probe.shape[1:], f"layer {lname!r}")
+            self._fv_points = None
+            if self.preserve_fv > 0:
+                if probe.dim() < 2:
+                    raise ValueError("preserve_fv needs a layer with channels (outputs of shape (N, C, ...))")
+                self._fv_points = self._fv_paths(frozen_cap, int(probe.shape[1]), device)
             x_probe = batches.get(0)[:1].to(device)
             with torch.no_grad():
                 try:
@@ -440,6 +603,8 @@ class GradientSlingshot(ModelTransform):
                         self._buffer = self._rollout(cap, step, device)
                     l_m = self._manipulation_loss(cap, step, aim, device)
                     l_p = self._preservation_loss(student, frozen, cap, frozen_cap, x)
+                    if self._fv_points is not None:
+                        l_p = l_p + self.preserve_fv * self._fv_path_loss(cap, frozen_cap, step, device)
                     loss = (1 - self.alpha) * l_m + self.alpha * l_p
                     if not torch.isfinite(loss):
                         kept = f"; the last good checkpoint {self.checkpoint_path!r} is kept" if self.checkpoint_path else ""

@@ -249,3 +249,58 @@ def test_bad_input(tmp_path):
         _gs(trajectory_strategy="no_such_strategy")
     with pytest.raises(ValueError, match="loss must be"):
         _gs(loss="cosine")
+
+
+def test_input_space_field_points_at_the_input_aim():
+    # field_space="input": the unit's gradient with respect to the model's input aims at z*
+    model = _model()
+    z_aim = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(3))
+    res = _gs(steps=200, alpha=0.1, lr=1e-2, batch_size=16, loss="direction", field_space="input",
+              input_aim=z_aim).fit(model, DATA)
+    assert res.settings["field_space"] == "input" and "adam_normalized" not in res.settings
+    z = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    (g,) = torch.autograd.grad(res.model(z)[:, 0].sum(), z)
+    (g0,) = torch.autograd.grad(model(z)[:, 0].sum(), z)
+    cos = lambda a: torch.nn.functional.cosine_similarity(a.flatten(), z_aim.flatten(), dim=0)
+    assert cos(g) > 0.9 and cos(g) > cos(g0) + 0.3
+    # the default settings do not mention the option (older checkpoints still resume)
+    assert "field_space" not in _gs().settings()
+
+
+@pytest.mark.parametrize("kw", [dict(loss="gradient"), dict(loss="activation"), dict(loss="direction", adam_normalized=True),
+                                dict(loss="direction", adam_normalized=True, transform_robust="paper_mnist")])
+def test_input_space_variants_run(kw):
+    gs = _gs(steps=3, field_space="input", **kw)
+    assert gs.input_aim.shape == (1, 8, 8)
+    if "transform_robust" not in kw:  # default z*: the aim point as the model sees it
+        torch.testing.assert_close(gs.input_aim, PARAM.network_input(gs.aim[None])[0])
+    res = gs.fit(_model(), DATA)
+    assert all(torch.isfinite(torch.tensor(res.history["loss"])))
+
+
+def test_adam_normalized_in_fourier_space_runs():
+    p = LucentFourierParam((1, 8, 8))
+    res = _gs(param=p, steps=2, field_space="input", loss="direction", adam_normalized=True).fit(_model(), DATA)
+    assert res.settings["adam_normalized"] is True and len(res.history["loss"]) == 2
+
+
+def test_start_from_keeps_the_reference_and_starts_elsewhere():
+    model, other = _model(0), _model(1)
+    ref = _state(model)
+    res = _gs(steps=1, lr=1e-9).fit(model, DATA, start_from=other)
+    assert _same(ref, _state(model))
+    w = res.model.state_dict()["0.weight"]
+    assert torch.allclose(w, other.state_dict()["0.weight"], atol=1e-6)
+    with pytest.raises(TypeError, match="start_from must be an nn.Module"):
+        _gs(steps=1).fit(model, DATA, start_from="weights.pt")
+
+
+def test_bad_input_space_options():
+    with pytest.raises(ValueError, match="field_space must be"):
+        _gs(field_space="image")
+    with pytest.raises(ValueError, match="input_aim is used only"):
+        _gs(input_aim=torch.rand(1, 8, 8))
+    with pytest.raises(ValueError, match="adam_normalized needs"):
+        _gs(field_space="input", loss="gradient", adam_normalized=True)
+    with pytest.raises(ValueError, match="input_aim has shape"):
+        _gs(steps=1, field_space="input", input_aim=torch.rand(1, 4, 4)).fit(_model(), DATA)
