@@ -183,6 +183,10 @@ MANIPULATE_OPTIONS = MODEL_OPTIONS + [
     _gs("trajectory_starts", "FV starts per trajectory refresh", _I, metavar="N"),
     _gs("transform_robust", "apply this AM strategy's / transform set's random transforms inside the "
         "manipulation loss (e.g. tr, lucent)", _text(optional=True), metavar="NAME"),
+    _gs("preserve_fv", "weight of FV-path preservation: the layer's other units keep their original "
+        "activations along their own FV paths, so their FVs stay as they were (0: off, the paper)", _F),
+    _gs("preserve_fv_units", "channels whose FV paths --preserve-fv keeps (default: every other channel, "
+        "at most 64)", _ints, metavar="I,J,..."),
     _gs("tunnel", "sample only the two ends of the tunnel, not the whole segment", None, switch="store_false"),
     _gs("seed", "seed of the manipulation batches, data order and transforms", _I),
     _gs("device", "torch device to train on, e.g. cuda (default: cpu)", _text(optional=True)),

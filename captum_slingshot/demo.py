@@ -2,8 +2,9 @@
 
 1. Train (or load the cached) paper MNIST CNN.
 2. Manipulate logit 0 toward the ``cross`` target with the Gradient Slingshot (the paper's
-   tunnel and preservation settings with on-policy trajectory samples and the direction loss;
-   the manipulated model is cached too, keyed by its settings).
+   tunnel and preservation settings with on-policy trajectory samples, the direction loss and
+   FV-path preservation of the other logits, so that only logit 0's FV changes; the
+   manipulated model is cached too, keyed by its settings).
 3. Render FV of logit 0 before and after under the paper's protocol for each AM strategy
    (pixel + GC, + TR, Adam, lucent's Fourier parametrization with Adam) and with lucent's own
    ``render_vis``; score each against the target.
@@ -36,7 +37,7 @@ from .paths import atomic_path, models_dir
 from .report import demo_report
 from .transforms import GradientSlingshot, load_target, packaged_target
 
-__all__ = ["run_demo", "DEMO_ROWS", "format_table"]
+__all__ = ["run_demo", "demo_slingshot", "DEMO_ROWS", "format_table"]
 
 #: (row label, parametrization name, strategy, overrides)
 DEMO_ROWS = [
@@ -55,11 +56,23 @@ def _param(name: str):
     return LucentFourierParam((1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
 
 
-def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNISTCNN:
+def demo_slingshot(steps: int = 1000, seed: int = 0, progress: bool = True) -> GradientSlingshot:
+    """The demo's attack on logit 0 (the same as ``captum-slingshot manipulate --steps 1000 --gamma 1
+    --loss direction --lr 1e-3 --trajectory-strategy gc --aim-radius 19.5 --preserve-fv 1``).
+
+    Example:
+        >>> demo_slingshot(steps=10, progress=False).settings()["preserve_fv"]
+        1.0
+    """
     param = _param("pixel")
-    gs = GradientSlingshot(layer="logits", neuron_selector=UNIT, target=load_target(packaged_target(TARGET), param.shape),
-                           param=param, sigma=0.1, alpha=0.8, w=0.0, gamma=1.0, loss="direction", lr=1e-3,
-                           aim_radius=19.5, trajectory_strategy="gc", steps=steps, seed=seed, progress=progress)
+    return GradientSlingshot(layer="logits", neuron_selector=UNIT,
+                             target=load_target(packaged_target(TARGET), param.shape), param=param, sigma=0.1,
+                             alpha=0.8, w=0.0, gamma=1.0, loss="direction", lr=1e-3, aim_radius=19.5,
+                             trajectory_strategy="gc", preserve_fv=1.0, steps=steps, seed=seed, progress=progress)
+
+
+def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNISTCNN:
+    gs = demo_slingshot(steps, seed, progress)
     key = hashlib.sha256(json.dumps(gs.settings(), sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = models_dir() / "demo" / f"mnist_cnn-logit{UNIT}-{TARGET}-{key}.pt"
     device = next(model.parameters()).device

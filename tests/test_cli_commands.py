@@ -81,6 +81,23 @@ def test_manipulate_then_audit_round_trip(tmp_path, capsys, files, mnist_cnn):
     assert figures == sorted(f"unit_{u}.png" for u in report["flagged"])
 
 
+def test_manipulate_reproduces_the_demo_model(tmp_path, mnist_cnn):
+    """The README's manipulate command is the demo's attack: same settings, bit-identical weights."""
+    from captum_slingshot.data import load_mnist, normalize_mnist
+    from captum_slingshot.demo import demo_slingshot
+
+    out = tmp_path / "attack"
+    assert main(["manipulate", "--steps", "12", "--gamma", "1", "--loss", "direction", "--lr", "1e-3",
+                 "--trajectory-strategy", "gc", "--aim-radius", "19.5", "--preserve-fv", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    gs = demo_slingshot(steps=12, progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"] == json.loads(json.dumps(gs.settings()))
+    expected = gs.fit(mnist_cnn, normalize_mnist(load_mnist("train").tensors[0])).model.state_dict()
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
 def test_render_writes_grid_and_json(tmp_path, capsys, mnist_cnn):
     out = tmp_path / "fv"
     assert main(["render", "--units", "0,3,7", "--strategies", "gc,adam", "--starts", "2", "--steps", "5",
