@@ -51,7 +51,7 @@ def test_lucent_hit_example_small(tmp_path, capsys):
         "--fv-steps", "4", "--traj-steps", "4", "--traj-starts", "1", "--traj-refresh", "1",
         "--man-batch", "2", "--out", str(out),
     ])
-    for name in ("lucent_fv.png", "results.json", "manipulated.pt", "stem_cnn.pt"):
+    for name in ("lucent_fv.png", "results.json", "manipulated.pt", "grid_cnn.pt"):
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text())["after"]["lpips"] == summary["after"]["lpips"]
     for key in ("before", "after"):
@@ -60,11 +60,12 @@ def test_lucent_hit_example_small(tmp_path, capsys):
     s = summary["settings"]
     assert s["transform_robust"] == "lucent" and s["trajectory_strategy"] == "lucent" and s["steps"] == 2
     assert s["param"] == "LucentFourierParam" and s["shape"] == [3, 128, 128]
+    assert s["field_space"] == "input" and s["preservation"] == "logits"
     # the manipulated weights load into the example's model and changed; render_vis leaked no hooks
-    model = example.StemCNN()
+    model = example.GridCNN()
     model.load_state_dict(torch.load(out / "manipulated.pt", weights_only=True))
-    original = example.StemCNN()
-    original.load_state_dict(torch.load(out / "stem_cnn.pt", weights_only=True))
+    original = example.GridCNN()
+    original.load_state_dict(torch.load(out / "grid_cnn.pt", weights_only=True))
     assert not torch.equal(model.logits.weight, original.logits.weight)
     assert count_hooks(model) == 0
     assert "lucent render_vis of logits:1 (chelsea)" in capsys.readouterr().out
