@@ -67,6 +67,9 @@ SUITE = [
     ("d-u0-cross-a5-m2", 2, 0, "cross", dict(FAST, alpha=0.5), 1000, 9),
     ("a-u8-cross-adam", 0, 8, "cross", dict(FAST, trajectory_strategy="adam"), 1000, 10),
     ("d-u2-fake-2k-m1", 1, 2, "fake", FAST, 2000, 11),
+    # stealthier: the other logits keep their FV paths (preserve_fv), no collateral anomalies
+    ("s-u0-cross-pfv", 0, 0, "cross", dict(FAST, preserve_fv=1.0), 1000, 0),
+    ("s-u3-cross-pfv-m1", 1, 3, "cross", dict(FAST, preserve_fv=1.0), 1000, 12),
 ]
 QUICK_SUITE = [("q-u0-cross", 0, 0, "cross", FAST, 300, 0)]
 PARAM = PixelParam((1, 28, 28), mean=MNIST_MEAN, std=MNIST_STD)
@@ -176,22 +179,24 @@ def main(argv=None) -> Dict[str, float]:
     for tag, col in columns:
         s = torch.tensor([r[col] for r in rows])
         a, t = auroc(s, labels, 1), tpr_at_fpr(s[pos], s[neg])
-        if worked.any():
-            keep = worked | neg
-            aw, tw = auroc(s[keep], labels[keep], 1), tpr_at_fpr(s[worked], s[neg])
-        else:
-            aw = tw = float("nan")
-        print(f"{tag:<30} {a:7.3f} {t:10.2f} {aw:15.3f} {tw:13.2f}")
         metrics[f"detection_auroc_{tag}"] = a
         metrics[f"detection_tpr5_{tag}"] = t
-        metrics[f"detection_auroc_worked_{tag}"] = aw
-        metrics[f"detection_tpr5_worked_{tag}"] = tw
+        if worked.any():  # no "worked" figures when no attack of the suite reached its target
+            keep = worked | neg
+            aw, tw = auroc(s[keep], labels[keep], 1), tpr_at_fpr(s[worked], s[neg])
+            metrics[f"detection_auroc_worked_{tag}"] = aw
+            metrics[f"detection_tpr5_worked_{tag}"] = tw
+            print(f"{tag:<30} {a:7.3f} {t:10.2f} {aw:15.3f} {tw:13.2f}")
+        else:
+            print(f"{tag:<30} {a:7.3f} {t:10.2f} {'-':>15} {'-':>13}")
     for kind in ("auroc", "tpr5", "auroc_worked", "tpr5_worked"):  # the default audit's rule
-        metrics[f"detection_{kind}_combined"] = metrics[f"detection_{kind}_combined_{DEFAULT_COMBINE}"]
+        if f"detection_{kind}_combined_{DEFAULT_COMBINE}" in metrics:
+            metrics[f"detection_{kind}_combined"] = metrics[f"detection_{kind}_combined_{DEFAULT_COMBINE}"]
     flagged = torch.tensor([r["flagged"] for r in rows]).bool()
     clean_model_units = torch.tensor([r["model"].startswith("clean") for r in rows])
     metrics["audit_tpr"] = float(flagged[pos].double().mean())
-    metrics["audit_tpr_worked"] = float(flagged[worked].double().mean()) if worked.any() else float("nan")
+    if worked.any():
+        metrics["audit_tpr_worked"] = float(flagged[worked].double().mean())
     metrics["audit_fpr"] = float(flagged[neg].double().mean())
     metrics["audit_flags_in_clean_models"] = float(flagged[clean_model_units].sum())
     metrics["seconds_per_manipulation_model"] = t_manip / max(1, len(suite))

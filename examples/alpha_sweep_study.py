@@ -61,7 +61,7 @@ def main(argv=None) -> list:
         manipulated = gs.fit(model, natural).model.eval()
         ev = evaluate_manipulation(manipulated, model, "logits", 0, target, param, heldout, n_starts=args.starts,
                                    seed=1000 + args.seed, lpips=False)
-        rep = audit_layer(manipulated, "logits", param=param, data=heldout[0], seed=args.seed, lpips=False,
+        rep = audit_layer(manipulated, "logits", param=param, data=heldout[0], seed=args.seed,
                           progress=False)
         z = rep.combined
         rows.append({"alpha": alpha, "ssim": ev["ssim"], "mse": ev["mse"], "accuracy": ev["accuracy"],

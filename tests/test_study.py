@@ -306,3 +306,16 @@ def test_detection_of_a_unit():
                                          "n_other_flagged": 1}
     assert _detection(rep, 3, ["c"])["n_other_flagged"] == 2 and _detection(rep, 3, ["c"])["rank"] == 4
     assert _detection(rep, (0, 1, 1), ["c"]) == {}  # a position of a channel-audited layer: no audit line
+
+
+def test_the_example_study_file_is_valid():
+    """examples/study_alpha_units.yaml loads and expands to its 4 cells plus the baseline."""
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "study_alpha_units.yaml"
+    spec = load_study_spec(str(path))
+    cells = study_cells(spec)
+    manipulated = [c for c in cells if c.transform != "none"]
+    assert len(manipulated) == 4 and len(cells) == 5
+    assert sorted((c.settings["alpha"], c.settings["preserve_fv"]) for c in manipulated) == [
+        (0.5, 0.0), (0.5, 1.0), (0.8, 0.0), (0.8, 1.0)]
