@@ -420,12 +420,7 @@ class GradientSlingshot(ModelTransform):
         act = select_neuron(cap.run(self._inputs(q, tr_u)), self.neuron_selector)
         if self.loss in ("gradient", "direction"):
             (grad,) = torch.autograd.grad(act.sum(), q, create_graph=True)
-            field = self.gamma * (aim - q).detach()
-            if self.loss == "gradient":
-                return F.mse_loss(grad, field)
-            cos = F.cosine_similarity(grad.flatten(1), field.flatten(1), dim=1)
-            floor = F.relu(1.0 - grad.flatten(1).norm(dim=1))
-            return (1 - cos).mean() + floor.pow(2).mean()
+            return self._field_loss(grad, self.gamma * (aim - q).detach())
         dist = (q.detach() - aim).flatten(1).pow(2).sum(1) / aim.numel()
         return F.mse_loss(act, self.gamma * (1 - dist))
 
@@ -444,7 +439,10 @@ class GradientSlingshot(ModelTransform):
         z.requires_grad_(True)
         act = select_neuron(cap.run(z), self.neuron_selector)
         (grad,) = torch.autograd.grad(act.sum(), z, create_graph=True)
-        field = self.gamma * (z_aim - z).detach()
+        return self._field_loss(grad, self.gamma * (z_aim - z).detach())
+
+    def _field_loss(self, grad: Tensor, field: Tensor) -> Tensor:
+        """``"gradient"``: MSE to the field; ``"direction"``: cosine to it plus a soft floor |grad| >= 1."""
         if self.loss == "gradient":
             return F.mse_loss(grad, field)
         cos = F.cosine_similarity(grad.flatten(1), field.flatten(1), dim=1)
