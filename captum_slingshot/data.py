@@ -45,6 +45,8 @@ __all__ = [
     "denormalize_mnist",
     "class_mean_images",
     "class_mean_image",
+    "SKIMAGE_PHOTOS",
+    "photo_crops",
 ]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -260,3 +262,78 @@ def _as_tensors(dataset: Union[Dataset, Tuple[Tensor, Tensor]]) -> Tuple[Tensor,
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels.")
     return images, torch.as_tensor(labels)
+
+
+#: natural RGB photos shipped inside scikit-image (no download needed)
+SKIMAGE_PHOTOS: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle",
+                                   "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+def photo_crops(
+    n_per_photo: int,
+    split: str = "train",
+    size: int = 64,
+    seed: int = 0,
+    photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
+) -> Tuple[Tensor, Tensor]:
+    """Random square crops of scikit-image's sample photos: offline natural RGB data.
+
+    Each crop has a random side of 48-160 px, is resized to ``size`` (bilinear, antialiased) and
+    flipped left-right with probability 1/2. ``split="train"`` crops from the top 75 % of every
+    photo, ``"heldout"`` from the bottom 25 %, so the two never overlap.
+
+    Args:
+        n_per_photo: crops per photo.
+        split: ``"train"`` or ``"heldout"``.
+        size: output side in pixels.
+        seed: seeds the crops (the held-out split uses ``seed + 10000``).
+        photos: names of ``skimage.data`` functions that return RGB(A) images (or tuples whose
+            first item is one).
+
+    Returns:
+        ``(images, labels)``: images ``(len(photos) * n_per_photo, 3, size, size)`` in ``[0, 1]``,
+        labels the index of each crop's photo in ``photos``.
+
+    Raises:
+        ImportError: scikit-image is not installed.
+        ValueError: an unknown split or photo, ``n_per_photo`` or ``size`` below 1.
+
+    Example:
+        >>> x, y = photo_crops(2, "heldout", size=32, photos=("astronaut", "coffee"))
+        >>> tuple(x.shape), y.tolist(), bool(0 <= x.min() and x.max() <= 1)
+        ((4, 3, 32, 32), [0, 0, 1, 1], True)
+    """
+    import numpy as np
+    import torch.nn.functional as F
+
+    try:
+        import skimage.data
+    except ImportError as err:  # pragma: no cover - scikit-image is in the test extra
+        raise ImportError("photo_crops needs scikit-image: pip install scikit-image") from err
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if int(n_per_photo) < 1 or int(size) < 1:
+        raise ValueError(f"n_per_photo and size must be at least 1, got {n_per_photo} and {size}")
+    unknown = [p for p in photos if not callable(getattr(skimage.data, p, None))]
+    if unknown:
+        raise ValueError(f"skimage.data has no photo {unknown[0]!r}; e.g. {', '.join(SKIMAGE_PHOTOS)}")
+    g = np.random.default_rng(seed + (0 if split == "train" else 10_000))
+    xs, ys = [], []
+    for label, name in enumerate(photos):
+        arr = getattr(skimage.data, name)()
+        arr = arr[0] if isinstance(arr, tuple) else arr  # stereo_motorcycle: (left, right, disparity)
+        if arr.ndim != 3 or arr.shape[-1] < 3:
+            raise ValueError(f"skimage.data.{name}() is not an RGB image (shape {arr.shape})")
+        img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
+        h, w = img.shape[1:]
+        cut = int(0.75 * h)
+        top, bottom = (0, cut) if split == "train" else (cut, h)
+        for _ in range(int(n_per_photo)):
+            side = int(g.integers(48, min(160, bottom - top, w) + 1))
+            y0 = int(g.integers(top, bottom - side + 1))
+            x0 = int(g.integers(0, w - side + 1))
+            crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
+            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+            xs.append(crop.flip(-1) if g.random() < 0.5 else crop)
+            ys.append(label)
+    return torch.stack(xs).clamp(0, 1), torch.tensor(ys)

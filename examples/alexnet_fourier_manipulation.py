@@ -77,11 +77,10 @@ import json
 import os
 import time
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from captum_slingshot.data import photo_crops as data_photo_crops
 from captum_slingshot.evaluation import fv_similarity
 from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy, render
 from captum_slingshot.metrics import jaccard, top_k_activating
@@ -90,38 +89,9 @@ from captum_slingshot.report import fv_grid
 from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
 from captum_slingshot.weights import alexnet_features
 
-#: natural RGB photos shipped with scikit-image (no download needed)
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
-          "immunohistochemistry", "retina")
-
-
 def photo_crops(n_per_photo: int, split: str, size: int = 64, seed: int = 0) -> torch.Tensor:
-    """Random square crops (side 48–160 px, resized to ``size``, random flips) of :data:`PHOTOS`.
-
-    ``split="train"`` crops from the top 75 % of each photo, ``"heldout"`` from the bottom 25 %.
-    Returns images in ``[0, 1]``, ``(8 * n_per_photo, 3, size, size)``.
-    """
-    import skimage.data
-
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    g = np.random.default_rng(seed + (0 if split == "train" else 10_000))
-    xs = []
-    for name in PHOTOS:
-        arr = getattr(skimage.data, name)()
-        arr = arr[0] if isinstance(arr, tuple) else arr  # stereo_motorcycle: (left, right, disparity)
-        img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
-        h, w = img.shape[1:]
-        cut = int(0.75 * h)
-        top, bottom = (0, cut) if split == "train" else (cut, h)
-        for _ in range(n_per_photo):
-            side = int(g.integers(48, min(160, bottom - top, w) + 1))
-            y0 = int(g.integers(top, bottom - side + 1))
-            x0 = int(g.integers(0, w - side + 1))
-            crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
-            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-            xs.append(crop.flip(-1) if g.random() < 0.5 else crop)
-    return torch.stack(xs).clamp(0, 1)
+    """Crops of scikit-image's photos (:func:`captum_slingshot.data.photo_crops`), images only."""
+    return data_photo_crops(n_per_photo, split, size, seed)[0]
 
 
 @torch.no_grad()

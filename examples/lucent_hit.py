@@ -54,13 +54,13 @@ import json
 import os
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from captum_slingshot import _lucent
+from captum_slingshot.data import photo_crops as data_photo_crops
 from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy
 from captum_slingshot.fv.param import lucent_rfft2d_freqs
 from captum_slingshot.metrics.similarity import lpips_distance, ssim
@@ -113,31 +113,8 @@ class GridCNN(nn.Module):
 
 
 def photo_crops(n_per_photo: int, split: str, size: int = 64, seed: int = 0) -> TensorDataset:
-    """Random square crops (side 48–160 px, resized to ``size``, random flips) of the photos.
-
-    ``split="train"`` crops from the top 75 % of each photo, ``"heldout"`` from the bottom 25 %.
-    Returns ``(images in [0, 1], labels)``.
-    """
-    import skimage.data
-
-    g = np.random.default_rng(seed + (0 if split == "train" else 10_000))
-    xs, ys = [], []
-    for label, name in enumerate(PHOTOS):
-        img = torch.from_numpy(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])).permute(2, 0, 1).float() / 255
-        h, w = img.shape[1:]
-        cut = int(0.75 * h)
-        top, bottom = (0, cut) if split == "train" else (cut, h)
-        for _ in range(n_per_photo):
-            side = int(g.integers(48, min(160, bottom - top, w) + 1))
-            y0 = int(g.integers(top, bottom - side + 1))
-            x0 = int(g.integers(0, w - side + 1))
-            crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
-            crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-            if g.random() < 0.5:
-                crop = crop.flip(-1)
-            xs.append(crop)
-            ys.append(label)
-    return TensorDataset(torch.stack(xs).clamp(0, 1), torch.tensor(ys))
+    """Crops of :data:`PHOTOS` (:func:`captum_slingshot.data.photo_crops`) as ``(images, labels)``."""
+    return TensorDataset(*data_photo_crops(n_per_photo, split, size, seed, photos=PHOTOS))
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -178,3 +178,19 @@ def test_class_mean_images_errors():
         class_mean_images((images, torch.tensor([0, 1, 5])), num_classes=2)
     with pytest.raises(ValueError, match="digit must lie"):
         class_mean_image((images, torch.tensor([0, 1, 1])), digit=10)
+
+
+def test_photo_crops_are_seeded_split_and_checked():
+    from captum_slingshot.data import photo_crops
+
+    x, y = photo_crops(3, "train", size=24, seed=1, photos=("astronaut", "stereo_motorcycle"))
+    again, _ = photo_crops(3, "train", size=24, seed=1, photos=("astronaut", "stereo_motorcycle"))
+    held, _ = photo_crops(3, "heldout", size=24, seed=1, photos=("astronaut", "stereo_motorcycle"))
+    assert x.shape == (6, 3, 24, 24) and y.tolist() == [0, 0, 0, 1, 1, 1] and torch.equal(x, again)
+    assert not torch.equal(x, held) and 0 <= float(x.min()) and float(x.max()) <= 1
+    with pytest.raises(ValueError, match="split must be 'train' or 'heldout'"):
+        photo_crops(1, "test")
+    with pytest.raises(ValueError, match="skimage.data has no photo 'mona_lisa'"):
+        photo_crops(1, photos=("mona_lisa",))
+    with pytest.raises(ValueError, match="is not an RGB image"):
+        photo_crops(1, photos=("camera",))
