@@ -1,20 +1,13 @@
 """The AlexNet Fourier-manipulation example runs end to end with small settings (real ImageNet weights, offline)."""
 
-import importlib.util
 import json
 import math
-import pathlib
 
 import torch
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+from ._examples import load_example
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_load = load_example
 
 
 def _finite(tree):

@@ -1,18 +1,11 @@
 """Every example runs (with small settings)."""
 
-import importlib.util
-import pathlib
 
 import torch
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+from ._examples import load_example
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_load = load_example
 
 
 def test_fv_mnist_logits_example(mnist_cnn, capsys):
