@@ -164,6 +164,10 @@ MANIPULATE_OPTIONS = MODEL_OPTIONS + [
     _gs("sigma", "half-width of the noise around the tunnel", _F),
     _gs("w", "weight of the unit itself inside the layer preservation loss, in [0, 1]", _F),
     _gs("loss", "manipulation loss", _text(), choices=("gradient", "direction", "activation")),
+    _gs("bowl_level", "activation loss: fit the bowl's values (fixed, the paper) or only their differences "
+        "between samples (free: the unit keeps its level)", _text(), choices=("fixed", "free")),
+    _gs("bowl_shape", "activation loss: the bowl gamma (1 - d^2) (quadratic, the paper) or the cone "
+        "gamma (1 - d)", _text(), choices=("quadratic", "cone")),
     _gs("preservation", "preservation loss", _text(), choices=("activation", "logits")),
     _gs("lr", "AdamW learning rate", _F),
     _gs("weight_decay", "AdamW weight decay", _F),

@@ -179,6 +179,7 @@ def test_bad_weights_fail_cleanly(command, name, message, files, tmp_path, capsy
     (["--layer", "fc9"], "unknown layer 'fc9'"),
     (["--unit", "12"], "out of range"),
     (["--alpha", "2"], "alpha must lie in \\[0, 1\\]"),
+    (["--bowl-level", "free"], "bowl_level and bowl_shape shape the activation form: they need loss='activation'"),
     (["--resume", "{files}/missing.pt"], "does not exist"),
     (["--shape", "1,28"], "--shape must be three positive integers"),
     (["--mean", "0.5"], "give both --mean and --std"),
@@ -235,7 +236,7 @@ def test_yaml_and_flags_merge_rules():
     keys = {o.key for o in MANIPULATE_OPTIONS}
     assert {"gamma", "alpha", "sigma", "w", "loss", "lr", "steps", "epochs", "batch_size",
             "manipulation_batch_size", "aim_radius", "trajectory_strategy", "transform_robust", "seed",
-            "device", "checkpoint"} <= keys
+            "device", "checkpoint", "bowl_level", "bowl_shape"} <= keys
 
 
 def test_render_and_audit_user_errors(tmp_path, capsys, mnist_cnn):

@@ -38,6 +38,13 @@ it needs the sign of the gradient to point at the target in every
 coefficient; the gradient of a bowl in input space does that (it is Adam
 minimizing ``||z - z*||^2``), while a field fitted in ``q`` only gets the
 largest coefficients right.
+The activation form with ``bowl_level="free"`` fits only the differences
+between the batch's activations to those of the bowl, not its level: the unit
+keeps the activation it has near the FV start, so the natural activations need
+not rise to meet the bowl's top. In input space (with on-policy samples) this
+is the form that makes lucent's unmodified ``render_vis`` land on the target
+for a trained RGB CNN (``examples/lucent_hit.py``); the field-fitting forms did
+not get there.
 
 Example:
     >>> import torch
@@ -205,6 +212,14 @@ class GradientSlingshot(ModelTransform):
             divided by the batch RMS of the target field there (Adam's per-coordinate
             normalization), so that faint (high-frequency) coefficients count as much as
             strong ones.
+        bowl_level: activation form only. ``"fixed"`` (the paper): the unit's activation is
+            fitted to ``gamma (1 - d^2)`` itself; ``"free"``: only the differences between the
+            batch's samples are fitted (``act - mean(act)`` to ``bowl - mean(bowl)``), so the unit
+            keeps whatever level it has near the FV start and its natural activations need not
+            move to meet the bowl's top ``gamma``.
+        bowl_shape: activation form only. ``"quadratic"`` (the paper, ``d^2``, the mean squared
+            distance to the aim) or ``"cone"`` (``d``): the cone's values grow linearly, so far
+            on-policy samples do not swamp the loss and the slope stays the same near the aim.
         preserve_fv: weight of the *FV-path preservation* term (0: off, the paper). With
             ``preserve_fv > 0`` the other units' FVs are kept as they were: before training,
             the auditor's optimizer (``trajectory_strategy``, else GC) is run on the original
@@ -255,6 +270,8 @@ class GradientSlingshot(ModelTransform):
         field_space: str = "param",
         input_aim: Optional[Tensor] = None,
         adam_normalized: bool = False,
+        bowl_level: str = "fixed",
+        bowl_shape: str = "quadratic",
         preserve_fv: float = 0.0,
         preserve_fv_units: Optional[Sequence[int]] = None,
         device: Union[None, str, torch.device] = None,
@@ -299,6 +316,15 @@ class GradientSlingshot(ModelTransform):
         if adam_normalized and (field_space != "input" or loss != "direction"):
             raise ValueError("adam_normalized needs field_space='input' and loss='direction'")
         self.adam_normalized = bool(adam_normalized)
+        if bowl_level not in ("fixed", "free"):
+            raise ValueError(f"bowl_level must be 'fixed' or 'free', got {bowl_level!r}")
+        if bowl_shape not in ("quadratic", "cone"):
+            raise ValueError(f"bowl_shape must be 'quadratic' or 'cone', got {bowl_shape!r}")
+        if (bowl_level, bowl_shape) != ("fixed", "quadratic") and loss != "activation":
+            raise ValueError("bowl_level and bowl_shape shape the activation form: they need loss='activation'")
+        if bowl_level == "free" and int(manipulation_batch_size) < 2:
+            raise ValueError("bowl_level='free' fits differences between samples: manipulation_batch_size must be >= 2")
+        self.bowl_level, self.bowl_shape = bowl_level, bowl_shape
         if not float(preserve_fv) >= 0:
             raise ValueError(f"preserve_fv must be a non-negative weight, got {preserve_fv}")
         if preserve_fv_units is not None:
@@ -374,6 +400,8 @@ class GradientSlingshot(ModelTransform):
             # only when not the default, so that older checkpoints still resume
             **({"field_space": self.field_space} if self.field_space != "param" else {}),
             **({"adam_normalized": True} if self.adam_normalized else {}),
+            **({"bowl_level": self.bowl_level} if self.bowl_level != "fixed" else {}),
+            **({"bowl_shape": self.bowl_shape} if self.bowl_shape != "quadratic" else {}),
             **({"preserve_fv": self.preserve_fv, "preserve_fv_units": self.preserve_fv_units}
                if self.preserve_fv > 0 else {}),
         }
@@ -421,8 +449,7 @@ class GradientSlingshot(ModelTransform):
         if self.loss in ("gradient", "direction"):
             (grad,) = torch.autograd.grad(act.sum(), q, create_graph=True)
             return self._field_loss(grad, self.gamma * (aim - q).detach())
-        dist = (q.detach() - aim).flatten(1).pow(2).sum(1) / aim.numel()
-        return F.mse_loss(act, self.gamma * (1 - dist))
+        return self._bowl_loss(act, (q.detach() - aim).flatten(1).pow(2).mean(1))
 
     def _input_space_loss(self, cap: LayerCapture, q: Tensor, tr_u: Optional[Tensor], device: torch.device) -> Tensor:
         if self.adam_normalized:
@@ -434,12 +461,20 @@ class GradientSlingshot(ModelTransform):
             raise ValueError(f"input_aim has shape {tuple(z_aim.shape)}, the model's inputs {tuple(z.shape[1:])}")
         if self.loss == "activation":
             act = select_neuron(cap.run(z), self.neuron_selector)
-            dist = (z - z_aim).flatten(1).pow(2).sum(1) / z_aim.numel()
-            return F.mse_loss(act, self.gamma * (1 - dist))
+            return self._bowl_loss(act, (z - z_aim).flatten(1).pow(2).mean(1))
         z.requires_grad_(True)
         act = select_neuron(cap.run(z), self.neuron_selector)
         (grad,) = torch.autograd.grad(act.sum(), z, create_graph=True)
         return self._field_loss(grad, self.gamma * (z_aim - z).detach())
+
+    def _bowl_loss(self, act: Tensor, d2: Tensor) -> Tensor:
+        """Activation form: ``act`` against the bowl ``gamma (1 - d2)`` (``d2``: mean squared
+        distance to the aim per sample), or the cone ``gamma (1 - sqrt(d2))``; with a free level
+        only the differences between the batch's samples are fitted."""
+        bowl = self.gamma * (1 - (d2.sqrt() if self.bowl_shape == "cone" else d2))
+        if self.bowl_level == "free":
+            return F.mse_loss(act - act.mean(), bowl - bowl.mean())
+        return F.mse_loss(act, bowl)
 
     def _field_loss(self, grad: Tensor, field: Tensor) -> Tensor:
         """``"gradient"``: MSE to the field; ``"direction"``: cosine to it plus a soft floor |grad| >= 1."""
