@@ -43,6 +43,7 @@ classifier trained in 124 s, 70.38 % held-out); the others reuse an earlier clas
 | **defaults, from scratch** | 3000 | 0.5 | 0.894 → **0.460** | 0.072 → 0.499 | 68.88 % | 0.9877 → 0.9763 |
 | defaults, unit ``coffee`` | 3000 | 0.5 | 1.082 → 0.497 | 0.205 → 0.459 | 69.25 % | 0.9813 → 0.9733 |
 | defaults | 3000 | 0.5 | 0.939 → 0.442 | 0.125 → 0.493 | 67.87 % | |
+| ``--traj-steps 512`` (2× the time) | 3000 | 0.5 | 0.939 → 0.472 | 0.125 → 0.485 | 69.75 % | 0.9988 → 0.9799 |
 | alpha 0.3 | 3000 | 0.3 | 0.939 → 0.457 | 0.125 → 0.494 | 67.50 % | |
 | alpha 0.3 | 1500 | 0.3 | 0.939 → 0.527 | 0.125 → 0.413 | 68.37 % | |
 | logit CE preservation | 800 | 0.3 | 0.939 → 0.856 | 0.125 → 0.268 | 46.63 % | |
@@ -51,7 +52,10 @@ classifier trained in 124 s, 70.38 % held-out); the others reuse an earlier clas
 With the defaults every seed shows a legible green "FAKE" on grey, placed and tilted like the
 target (thinner, slightly speckled strokes: LPIPS stays above the oracle's 0.149), while the
 original model's FV is the photo's texture (the cat's black, orange and pink). 3000 steps take
-about 17–19 min on one core.
+about 17–19 min on one core. The default audit (``audit_layer`` on ``logits``, 2 starts × 100
+steps per strategy, 400 held-out crops, 30 s) flags logit 1 of the manipulated model and nothing
+in the original: its FV under GC/TR/Adam lies 8 natural ranges above the natural maximum
+(``activation_excess`` z 24.6).
 
 What did not work (previous sessions, 500 steps each): fitting the *field* (``loss="direction"``,
 in lucent's ``q`` or in input space, with or without ``adam_normalized``): with logit-MSE
