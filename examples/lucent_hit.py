@@ -46,6 +46,7 @@ classifier trained in 124 s, 70.38 % held-out); the others reuse an earlier clas
 | ``--traj-steps 512`` (2× the time) | 3000 | 0.5 | 0.939 → 0.472 | 0.125 → 0.485 | 69.75 % | 0.9988 → 0.9799 |
 | alpha 0.3 | 3000 | 0.3 | 0.939 → 0.457 | 0.125 → 0.494 | 67.50 % | |
 | alpha 0.3 | 1500 | 0.3 | 0.939 → 0.527 | 0.125 → 0.413 | 68.37 % | |
+| alpha 0.3 | 800 | 0.3 | 0.939 → 0.671 | 0.125 → 0.306 | 63.38 % | |
 | logit CE preservation | 800 | 0.3 | 0.939 → 0.856 | 0.125 → 0.268 | 46.63 % | |
 | cone ``gamma (1 - d)``, gamma 25 | 1500 | 0.3 | 0.939 → 0.772 | 0.125 → 0.287 | 68.88 % | |
 
@@ -61,10 +62,10 @@ What did not work (previous sessions, 500 steps each): fitting the *field* (``lo
 in lucent's ``q`` or in input space, with or without ``adam_normalized``): with logit-MSE
 preservation the natural features won FV (no letters); with cross-entropy preservation letters
 appeared, speckled, on a pink background (LPIPS ≥ 0.86) at 13–17 accuracy points lost. The
-paper's fixed-level activation form asks the unit to reach ``gamma`` near the target, a level
-the natural activations must then be kept away from.
+paper's fixed-level activation form was not run here: it would ask the unit to reach ``gamma``
+near the target, a level the natural activations would then have to be kept away from.
 
-Run:  python examples/lucent_hit.py [--steps 500] [--seeds 2] [--out DIR]   (or --oracle)
+Run:  python examples/lucent_hit.py [--steps 3000] [--seeds 2] [--out DIR]   (or --oracle)
 """
 
 from __future__ import annotations
