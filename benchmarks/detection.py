@@ -47,7 +47,7 @@ from captum_slingshot.checks.audit import COMBINE_RULES, DEFAULT_CHECKS
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.evaluation import fv_similarity
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
-from captum_slingshot.metrics.preservation import auroc
+from captum_slingshot.metrics import auroc
 from captum_slingshot.models import MNISTCNN, pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path, models_dir
 from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from captum_slingshot import _lucent
+from captum_slingshot.compat import lucent
 from captum_slingshot.fv import LucentFourierParam, PixelParam, MNIST_MEAN, MNIST_STD, render
 from captum_slingshot.models import MNISTCNN, SmallRGBCNN
 
@@ -66,11 +66,11 @@ def bench_mnist(starts: int, steps: int):
     ours = render(model, model.logits, 0, param, "gc", n_starts=starts, seed=0, steps=steps, lr=0.1)
     t_ours = time.perf_counter() - t0
 
-    obj = _lucent.objective(model, model.logits, 0)
+    obj = lucent.objective(model, model.logits, 0)
     t0 = time.perf_counter()
     for i in range(starts):
-        _lucent.render_vis(
-            model, obj, _lucent.param_f_from(param, seed=i),
+        lucent.render_vis(
+            model, obj, lucent.param_f_from(param, seed=i),
             optimizer=lambda ps: ClippedSGD(ps, lr=0.1, max_norm=1.0),
             transforms=[_normalize(MNIST_MEAN, MNIST_STD)], preprocess=False,
             fixed_image_size=28, thresholds=(steps,), seed=i,
@@ -89,12 +89,12 @@ def bench_rgb(starts: int, steps: int, with_transforms: bool):
     render(model, model.relu4, 0, param, strategy, n_starts=starts, seed=0, steps=steps, lr=0.05, resize_to=64 if with_transforms else None)
     t_ours = time.perf_counter() - t0
 
-    obj = _lucent.objective(model, model.relu4, 0)
+    obj = lucent.objective(model, model.relu4, 0)
     t0 = time.perf_counter()
     for i in range(starts):
-        _lucent.render_vis(
-            model, obj, _lucent.native_image(64),
-            transforms=_lucent.standard_transforms() if with_transforms else [],
+        lucent.render_vis(
+            model, obj, lucent.native_image(64),
+            transforms=lucent.standard_transforms() if with_transforms else [],
             fixed_image_size=64, thresholds=(steps,), seed=i,
         )
     t_lucent = time.perf_counter() - t0

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
 
+from .fv.param import MNIST_MEAN, MNIST_STD
 from .paths import ENV_VAR, data_dir
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "photo_crops",
 ]
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PAPER_SPLIT_SEED = 42
 PAPER_SPLIT_FRACTIONS = (0.8, 0.2)
 SPLITS = ("train", "heldout", "test")
@@ -179,6 +179,9 @@ def _check_raw_files(raw: Path) -> None:
 def normalize_mnist(images: Tensor) -> Tensor:
     """Map images in [0, 1] to the models' input scale: ``(x - MNIST_MEAN) / MNIST_STD``.
 
+    ``MNIST_MEAN`` and ``MNIST_STD`` are 1-tuples (one entry per channel), the same constants
+    :class:`~captum_slingshot.fv.PixelParam` takes.
+
     Example:
         >>> import torch
         >>> from captum_slingshot.data import normalize_mnist, denormalize_mnist
@@ -186,12 +189,12 @@ def normalize_mnist(images: Tensor) -> Tensor:
         >>> torch.allclose(denormalize_mnist(normalize_mnist(x)), x, atol=1e-6)
         True
     """
-    return (images - MNIST_MEAN) / MNIST_STD
+    return (images - MNIST_MEAN[0]) / MNIST_STD[0]
 
 
 def denormalize_mnist(images: Tensor) -> Tensor:
     """Inverse of :func:`normalize_mnist`: ``x * MNIST_STD + MNIST_MEAN``."""
-    return images * MNIST_STD + MNIST_MEAN
+    return images * MNIST_STD[0] + MNIST_MEAN[0]
 
 
 def class_mean_images(

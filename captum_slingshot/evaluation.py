@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .fv.param import Parametrization
 from .fv.render import FVResult, render
-from .metrics.preservation import accuracy, auroc, jaccard, unit_activations
+from .metrics import accuracy, auroc, jaccard, unit_activations
 from .metrics.similarity import lpips_distance, mse, ssim
 
 __all__ = ["evaluate_manipulation", "fv_similarity"]

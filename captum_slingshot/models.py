@@ -29,7 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .data import load_mnist, normalize_mnist
-from .paths import atomic_path, models_dir
+from ._utils.registry import Registry
+from .paths import models_dir, save_state_dict
 
 __all__ = [
     "MNISTCNN",
@@ -39,6 +40,8 @@ __all__ = [
     "SmallRGBCNN",
     "train_classifier",
     "pretrained_mnist_cnn",
+    "MODELS",
+    "available_models",
 ]
 
 
@@ -434,7 +437,7 @@ def pretrained_mnist_cnn(
         num_threads=1,
         **_MNIST_TRAINING,
     )
-    _save_atomically(model.state_dict(), path)
+    save_state_dict(model, path)
     return model.eval()
 
 
@@ -454,7 +457,18 @@ def _mnist_weights_path(epochs: int, seed: int) -> Path:
     return models_dir() / name
 
 
-def _save_atomically(state_dict: dict, path: Path) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    with atomic_path(path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+#: name -> model factory (called with no arguments); what ``--model NAME`` and study files name
+MODELS: Registry = Registry("model")
+MODELS.register("mnist_cnn", MNISTCNN, description="the paper's 6-layer MNIST CNN (1x28x28 inputs, 10 logits)")
+MODELS.register("vgg9", lambda: vgg(9), description="VGG-9 for 32 px RGB inputs (10 logits), the paper's CIFAR model")
+MODELS.register("small_rgb_cnn", SmallRGBCNN, description="a small RGB CNN for 64 px inputs (10 logits)")
+
+
+def available_models() -> dict:
+    """Registered model factories: ``{name: one-line description}``.
+
+    Example:
+        >>> list(available_models())
+        ['mnist_cnn', 'small_rgb_cnn', 'vgg9']
+    """
+    return MODELS.describe()

@@ -15,12 +15,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
 ENV_VAR = "CAPTUM_SLINGSHOT_HOME"
 DEFAULT_HOME = Path("~/.cache/captum_slingshot")
 
-__all__ = ["ENV_VAR", "cache_dir", "data_dir", "models_dir", "atomic_path"]
+__all__ = ["ENV_VAR", "cache_dir", "data_dir", "models_dir", "atomic_path", "write_text", "save_state_dict"]
 
 
 def cache_dir(*parts: str) -> Path:
@@ -76,3 +76,35 @@ def atomic_path(path: Union[str, Path]) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_text(path: Union[str, Path], text: str) -> str:
+    """Write ``text`` (with a final newline) to ``path`` atomically; returns ``path`` as a string.
+
+    Example:
+        >>> import os, tempfile
+        >>> p = write_text(os.path.join(tempfile.mkdtemp(), "a", "b.txt"), "hello")
+        >>> open(p).read()
+        'hello\\n'
+    """
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    return str(path)
+
+
+def save_state_dict(state: Any, path: Union[str, Path]) -> str:
+    """Save a model's (or a state dict's) tensors on the CPU to ``path`` atomically, for
+    ``torch.load(path, weights_only=True)``; returns ``path`` as a string.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> p = save_state_dict(torch.nn.Linear(2, 1), os.path.join(tempfile.mkdtemp(), "w.pt"))
+        >>> sorted(torch.load(p, weights_only=True))
+        ['bias', 'weight']
+    """
+    import torch
+
+    sd = state.state_dict() if hasattr(state, "state_dict") else state
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in sd.items()}, tmp)
+    return str(path)

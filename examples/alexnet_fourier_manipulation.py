@@ -84,9 +84,12 @@ from captum_slingshot.data import photo_crops as data_photo_crops
 from captum_slingshot.evaluation import fv_similarity
 from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy, render
 from captum_slingshot.metrics import jaccard, top_k_activating
+from captum_slingshot.figures import fv_grid
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import fv_grid
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.transforms import (
+    Bowl, FieldDirection, FieldMSE, GradientSlingshot, LayerMSE, Optimizer, Preservation, Run, Sampling, Trajectories,
+    load_target, packaged_target,
+)
 from captum_slingshot.weights import alexnet_features
 
 def photo_crops(n_per_photo: int, split: str, size: int = 64, seed: int = 0) -> torch.Tensor:
@@ -170,13 +173,16 @@ def main(argv=None) -> dict:
     auditor_tr = auditor.replace(name="adam_lucent_tr", transforms="lucent_standard")
     fv_seed = 1000 + args.seed
 
+    losses = {"gradient": lambda: FieldMSE(gamma=args.gamma, space=args.field_space),
+              "direction": lambda: FieldDirection(space=args.field_space),
+              "activation": lambda: Bowl(gamma=args.gamma, space=args.field_space)}
     gs = GradientSlingshot(
-        layer=args.layer, neuron_selector=args.unit, target=target, param=param, sigma=args.sigma,
-        gamma=args.gamma, alpha=args.alpha, w=args.w, loss=args.loss, field_space=args.field_space,
-        lr=args.lr, weight_decay=1e-3,
-        steps=args.steps, batch_size=args.batch, manipulation_batch_size=args.man_batch,
-        trajectory_strategy=auditor, trajectory_starts=args.traj_starts, trajectory_refresh=args.traj_refresh,
-        seed=args.seed, progress=False,
+        args.layer, args.unit, target, param, loss=losses[args.loss](),
+        sampling=Sampling(sigma=args.sigma, batch_size=args.man_batch,
+                          trajectories=Trajectories(auditor, starts=args.traj_starts, refresh=args.traj_refresh)),
+        preservation=Preservation(alpha=args.alpha, loss=LayerMSE(w=args.w), batch_size=args.batch),
+        optimizer=Optimizer(lr=args.lr, weight_decay=1e-3),
+        run=Run(steps=args.steps, seed=args.seed, progress=False),
     )
     t0 = time.perf_counter()
     result = gs.fit(model, natural)

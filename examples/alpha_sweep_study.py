@@ -26,9 +26,11 @@ from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam
 from captum_slingshot.models import pretrained_mnist_cnn
+from captum_slingshot.figures import save_png
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import save_png
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.transforms import (
+    Aim, FieldDirection, GradientSlingshot, Preservation, Run, Sampling, Trajectories, load_target, packaged_target,
+)
 
 FIELDS = ["alpha", "ssim", "mse", "accuracy", "accuracy_drop", "auroc", "jaccard_top_k", "combined_z", "rank", "flagged"]
 
@@ -55,9 +57,9 @@ def main(argv=None) -> list:
     heldout = (normalize_mnist(held.tensors[0][: args.heldout]), held.tensors[1][: args.heldout])
     rows = []
     for alpha in alphas:
-        gs = GradientSlingshot(layer="logits", neuron_selector=0, target=target, param=param, alpha=alpha,
-                               gamma=1.0, loss="direction", aim_radius=19.5, trajectory_strategy="gc",
-                               steps=args.steps, seed=args.seed)
+        gs = GradientSlingshot("logits", 0, target, param, loss=FieldDirection(), aim=Aim(radius=19.5),
+                               sampling=Sampling(trajectories=Trajectories("gc")), preservation=Preservation(alpha=alpha),
+                               run=Run(steps=args.steps, seed=args.seed))
         manipulated = gs.fit(model, natural).model.eval()
         ev = evaluate_manipulation(manipulated, model, "logits", 0, target, param, heldout, n_starts=args.starts,
                                    seed=1000 + args.seed, lpips=False)

@@ -30,9 +30,11 @@ from captum_slingshot.checks import activation_excess, fit_attractor
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.interop import captum_explanation
-from captum_slingshot.metrics.preservation import TopK, jaccard, unit_activations
+from captum_slingshot.metrics import TopK, jaccard, unit_activations
 from captum_slingshot.models import pretrained_mnist_cnn
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.transforms import (
+    Aim, FieldDirection, GradientSlingshot, Run, Sampling, Trajectories, load_target, packaged_target,
+)
 
 
 def main(argv=None) -> dict:
@@ -48,9 +50,8 @@ def main(argv=None) -> dict:
     target = load_target(packaged_target("cross"), param.shape)
     held = load_mnist("heldout")
     x, y = normalize_mnist(held.tensors[0][: args.heldout]), held.tensors[1][: args.heldout]
-    gs = GradientSlingshot(layer="logits", neuron_selector=0, target=target, param=param, gamma=1.0,
-                           loss="direction", aim_radius=19.5, trajectory_strategy="gc", steps=args.steps,
-                           seed=args.seed)
+    gs = GradientSlingshot("logits", 0, target, param, loss=FieldDirection(), aim=Aim(radius=19.5),
+                           sampling=Sampling(trajectories=Trajectories("gc")), run=Run(steps=args.steps, seed=args.seed))
     manipulated = gs.fit(clean, normalize_mnist(load_mnist("train").tensors[0])).model.eval()
     models = {"clean": clean, "manipulated": manipulated}
     out: dict = {}

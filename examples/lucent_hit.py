@@ -27,7 +27,7 @@ and the unit keeps its own level; preservation is the logit MSE on held-in photo
 
 Finally lucent's ``render_vis(model, "logits:<unit>")`` runs with all its defaults (128-px
 Fourier image, standard transforms, normalization, upsampling to 224, Adam lr 0.05, 512 steps)
-through :func:`captum_slingshot._lucent.render_vis` (which only removes lucent's leaked hooks
+through :func:`captum_slingshot.compat.lucent.render_vis` (which only removes lucent's leaked hooks
 and points its tensors at the model's device) on the original and the manipulated model, from
 ``--seeds`` seeds. Reported: LPIPS (AlexNet) and SSIM of each FV to the target, held-out
 accuracy and the unit's AUROC for its photo before/after. Writes ``lucent_fv.png`` (target, FVs
@@ -66,6 +66,8 @@ paper's fixed-level activation form was not run here: it would ask the unit to r
 near the target, a level the natural activations would then have to be kept away from.
 
 Run:  python examples/lucent_hit.py [--steps 3000] [--seeds 2] [--out DIR]   (or --oracle)
+The same attack from the command line: ``--cli-inputs`` writes the classifier and the files
+``captum-slingshot manipulate`` needs; the README shows the command.
 """
 
 from __future__ import annotations
@@ -80,16 +82,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from captum_slingshot import _lucent
+from captum_slingshot.compat import lucent
 from captum_slingshot.data import photo_crops as data_photo_crops
 from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy
 from captum_slingshot.fv.param import lucent_rfft2d_freqs
-from captum_slingshot.metrics.preservation import auroc
+from captum_slingshot.metrics import auroc
 from captum_slingshot.metrics.similarity import lpips_distance, ssim
 from captum_slingshot.models import train_classifier
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import fv_grid
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.figures import fv_grid
+from captum_slingshot.transforms import (
+    Aim, Bowl, FieldDirection, FieldMSE, GradientSlingshot, InputSpace, LayerMSE, LogitsCE, Optimizer, Preservation,
+    Run, Sampling, Trajectories, load_target, packaged_target,
+)
 
 TRAIN_LR = 0.002
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
@@ -188,6 +193,44 @@ class InputBowl(nn.Module):
         return self.logits(torch.stack([a, -a], 1))
 
 
+def slingshot(args: argparse.Namespace, unit: int, target: torch.Tensor, param: LucentFourierParam, alpha: float,
+              steps: int) -> GradientSlingshot:
+    """The attack of the command-line settings ``args`` (the defaults: the recipe that lands on the target)."""
+    space = InputSpace(aim=lucent_centre_input(target)) if args.field_space == "input" else "param"
+    loss = {"gradient": lambda: FieldMSE(gamma=args.gamma, space=space),
+            "direction": lambda: FieldDirection(space=space,
+                                                adam_normalized=args.adam_normalized and args.field_space == "input"),
+            "activation": lambda: Bowl(gamma=args.gamma, level=args.bowl_level, shape=args.bowl_shape, space=space),
+            }[args.loss]()
+    trajectories = (Trajectories("lucent", steps=args.traj_steps, starts=args.traj_starts, refresh=args.traj_refresh)
+                    if args.traj_steps > 0 else None)
+    gs = GradientSlingshot(
+        "logits", unit, target, param, loss=loss,
+        sampling=Sampling(sigma=args.sigma, batch_size=args.man_batch, trajectories=trajectories,
+                          transform_robust=None if args.no_transform_robust else "lucent"),
+        preservation=Preservation(alpha=alpha, loss=LayerMSE() if args.preservation == "activation" else LogitsCE(),
+                                  batch_size=32),
+        optimizer=Optimizer(lr=args.lr, weight_decay=1e-3),
+        run=Run(steps=steps, seed=args.seed, progress=False),
+    )
+    if args.aim_lowpass > 0 and args.field_space == "param":
+        # lucent's random transforms average the high-frequency part of any input gradient away, so
+        # no field can point at the target's fine detail: aim at its low-frequency part only
+        freqs = torch.from_numpy(lucent_rfft2d_freqs(param.height, param.width)).float()
+        gs = gs.replace(aim=Aim(point=gs.aim_point() * (freqs <= args.aim_lowpass)[None, :, :, None]))
+    return gs
+
+
+def write_cli_inputs(out: str, model_path: str, natural: torch.Tensor, target: torch.Tensor) -> dict:
+    """The files ``captum-slingshot manipulate`` needs for this example's attack (see the README):
+    the classifier's weights (already at ``model_path``), the natural inputs and ``z*``."""
+    files = {"weights": model_path, "natural": os.path.join(out, "natural.pt"), "z_star": os.path.join(out, "z_star.pt")}
+    for key, tensor in (("natural", natural), ("z_star", lucent_centre_input(target))):
+        with atomic_path(files[key]) as tmp:
+            torch.save(tensor.contiguous(), tmp)
+    return files
+
+
 def trained_model(path: str, epochs: int, n_per_photo: int, seed: int = 0) -> GridCNN:
     """Load the classifier from ``path`` or train it (and save it there)."""
     torch.manual_seed(seed)
@@ -205,10 +248,10 @@ def trained_model(path: str, epochs: int, n_per_photo: int, seed: int = 0) -> Gr
 
 def lucent_fvs(model: nn.Module, unit: int, seeds, thresholds=(512,)) -> torch.Tensor:
     """Lucent's ``render_vis(model, "logits:<unit>")`` with its defaults, one run per seed: ``(S, 3, 128, 128)``."""
-    objective = _lucent.objective(model, "logits", unit)  # == lucent's "logits:<unit>" (objectives.channel)
+    objective = lucent.objective(model, "logits", unit)  # == lucent's "logits:<unit>" (objectives.channel)
     out = []
     for s in seeds:
-        imgs = _lucent.render_vis(model, objective, thresholds=tuple(thresholds), seed=int(s))
+        imgs = lucent.render_vis(model, objective, thresholds=tuple(thresholds), seed=int(s))
         out.append(torch.from_numpy(imgs[-1][0]).permute(2, 0, 1).float())
     return torch.stack(out).clamp(0, 1)
 
@@ -259,6 +302,9 @@ def main(argv=None) -> dict:
                     help="only run lucent's render_vis on InputBowl (the ideal unit) and report LPIPS/SSIM")
     ap.add_argument("--log-every", type=int, default=0, help="print the losses every this many steps (0: never)")
     ap.add_argument("--model", default=None, help="classifier weights (default: OUT/grid_cnn.pt, trained if missing)")
+    ap.add_argument("--cli-inputs", action="store_true",
+                    help="only train (or load) the classifier and write OUT/natural.pt and OUT/z_star.pt for the "
+                         "README's captum-slingshot manipulate command, then stop")
     ap.add_argument("--out", default="runs/lucent_hit")
     args = ap.parse_args(argv)
     if args.unit not in PHOTOS:
@@ -282,32 +328,22 @@ def main(argv=None) -> dict:
 
     param = LucentFourierParam((3, 128, 128), mean=IMAGENET_MEAN, std=IMAGENET_STD)
     target = load_target(packaged_target(args.target), param.shape)
-    make = lambda alpha, steps: GradientSlingshot(
-        layer="logits", neuron_selector=unit, target=target, param=param, sigma=args.sigma, gamma=args.gamma,
-        alpha=alpha, w=0.0, loss=args.loss, lr=args.lr, weight_decay=1e-3, steps=steps,
-        batch_size=32, manipulation_batch_size=args.man_batch,
-        transform_robust=None if args.no_transform_robust else "lucent",
-        trajectory_strategy=get_strategy("lucent", steps=args.traj_steps) if args.traj_steps > 0 else None,
-        trajectory_starts=args.traj_starts, trajectory_refresh=args.traj_refresh, seed=args.seed, progress=False,
-        field_space=args.field_space, preservation=args.preservation,
-        adam_normalized=args.adam_normalized and args.field_space == "input" and args.loss == "direction",
-        callback=(lambda step, rec, _m: print(f"  step {step}: manipulation {rec['manipulation']:.4f} "
-                                              f"preservation {rec['preservation']:.4f}", flush=True)
-                  if args.log_every and step % args.log_every == 0 else None),
-        input_aim=lucent_centre_input(target) if args.field_space == "input" else None,
-        **(dict(bowl_level=args.bowl_level, bowl_shape=args.bowl_shape) if args.loss == "activation" else {}),
-    )
-    gs = make(args.alpha, args.steps)
-    if args.aim_lowpass > 0 and args.field_space == "param":
-        # lucent's random transforms average the high-frequency part of any input gradient away, so
-        # no field can point at the target's fine detail: aim at its low-frequency part only
-        freqs = torch.from_numpy(lucent_rfft2d_freqs(param.height, param.width)).float()
-        gs.aim = gs.aim * (freqs <= args.aim_lowpass)[None, :, :, None]
+    if args.cli_inputs:
+        files = write_cli_inputs(args.out, args.model or os.path.join(args.out, "grid_cnn.pt"), natural, target)
+        print("wrote " + ", ".join(files.values()))
+        return {"cli_inputs": files}
+    gs = slingshot(args, unit, target, param, args.alpha, args.steps)
+    log = None
+    if args.log_every:
+        def log(step, rec, _model):
+            if step % args.log_every == 0:
+                print(f"  step {step}: manipulation {rec['manipulation']:.4f} preservation {rec['preservation']:.4f}",
+                      flush=True)
     t0 = time.perf_counter()
     start = None
     if args.warm_steps > 0:  # first the field alone, then field and preservation together
-        start = make(0.0, args.warm_steps).fit(model, natural).model
-    result = gs.fit(model, natural, start_from=start)
+        start = slingshot(args, unit, target, param, 0.0, args.warm_steps).fit(model, natural).model
+    result = gs.fit(model, natural, start_from=start, callback=log)
     timing["manipulation_s"] = round(time.perf_counter() - t0, 1)
     manipulated = result.model.eval()
 

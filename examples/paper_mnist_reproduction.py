@@ -40,8 +40,11 @@ from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.models import MNISTCNN, pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import fv_grid, save_png
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.figures import fv_grid, save_png
+from captum_slingshot.transforms import (
+    Aim, Bowl, FieldDirection, FieldMSE, GradientSlingshot, Optimizer, Preservation, Run, Sampling, Trajectories,
+    load_target, packaged_target,
+)
 
 PRESETS = {
     "paper": dict(gamma=10.0, loss="gradient", lr=1e-3),
@@ -81,12 +84,16 @@ def main(argv=None) -> dict:
     protocol = dict(strategy="gc", n_starts=args.starts, seed=1000 + args.seed, lpips=not args.no_lpips)
     reach = 0.1 * 200 * 0.975  # clipped SGD, lr 0.1, 200 steps: at most 20 units from the start
 
+    losses = {"gradient": FieldMSE(gamma=settings["gamma"]), "direction": FieldDirection(),
+              "activation": Bowl(gamma=settings["gamma"])}
     gs = GradientSlingshot(
-        layer="logits", neuron_selector=0, target=target, param=param, sigma=args.sigma, tunnel=True,
-        alpha=args.alpha, w=0.0, weight_decay=1e-3, batch_size=32, manipulation_batch_size=32,
-        steps=args.steps, epochs=None if args.steps else args.epochs,
-        aim_radius=None if args.no_aim else reach, trajectory_strategy=None if args.no_trajectory else "gc",
-        seed=args.seed, **settings,
+        "logits", 0, target, param, loss=losses[settings["loss"]],
+        aim=Aim(radius=None if args.no_aim else reach),
+        sampling=Sampling(sigma=args.sigma, batch_size=32,
+                          trajectories=None if args.no_trajectory else Trajectories("gc")),
+        preservation=Preservation(alpha=args.alpha, batch_size=32),   # the paper's w = 0: the whole layer
+        optimizer=Optimizer(lr=settings["lr"], weight_decay=1e-3),
+        run=Run(steps=args.steps, epochs=None if args.steps else args.epochs, seed=args.seed),
     )
     before = evaluate_manipulation(model, model, "logits", 0, target, param, heldout, **protocol)
     print(_line("before", 0, 0.0, before), flush=True)
@@ -105,8 +112,7 @@ def main(argv=None) -> dict:
         print(_line("step", step + 1, clock["train"], ev), flush=True)
         clock["t0"] = time.perf_counter()
 
-    gs.callback = on_step
-    result = gs.fit(model, natural)
+    result = gs.fit(model, natural, callback=on_step)
     final_model = result.model.eval()
     after_fv = render(final_model, "logits", 0, param, "gc", n_starts=args.starts, seed=protocol["seed"])
     after = evaluate_manipulation(final_model, model, "logits", 0, target, param, heldout, fv=after_fv, **protocol)
@@ -134,7 +140,7 @@ def _line(tag, step, seconds, ev) -> str:
 
 
 def _write_curve(curve, out) -> None:
-    import matplotlib.pyplot as plt  # Agg backend: captum_slingshot.report sets it
+    import matplotlib.pyplot as plt  # Agg backend: captum_slingshot.figures sets it
 
     with atomic_path(os.path.join(out, "curve.csv")) as tmp:
         with open(tmp, "w", newline="") as f:

@@ -32,13 +32,18 @@ from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.models import pretrained_mnist_cnn
 from captum_slingshot.paths import atomic_path
-from captum_slingshot.report import fv_grid
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.figures import fv_grid
+from captum_slingshot.transforms import (
+    Aim, FieldDirection, GradientSlingshot, Optimizer, Preservation, Run, Sampling, Trajectories, load_target,
+    packaged_target,
+)
 
+#: variant -> how the manipulation batch is drawn (the auditor's random transforms inside the loss or not,
+#: trajectories of plain GC or of GC + TR)
 VARIANTS = {
-    "plain": dict(transform_robust=None, trajectory_strategy="gc"),
-    "plain_tr_traj": dict(transform_robust=None, trajectory_strategy="gc_tr"),
-    "transform_robust": dict(transform_robust="paper_mnist", trajectory_strategy="gc_tr"),
+    "plain": Sampling(sigma=0.1, trajectories=Trajectories("gc")),
+    "plain_tr_traj": Sampling(sigma=0.1, trajectories=Trajectories("gc_tr")),
+    "transform_robust": Sampling(sigma=0.1, transform_robust="paper_mnist", trajectories=Trajectories("gc_tr")),
 }
 KEYS = ("ssim", "mse", "lpips", "accuracy", "accuracy_drop", "activation")
 
@@ -79,16 +84,17 @@ def main(argv=None) -> dict:
 
     results = {"settings": {"steps": args.steps, "starts": args.starts, "seed": args.seed,
                             "loss": "direction", "gamma": 1.0, "lr": 1e-3, "alpha": 0.8, "sigma": 0.1,
-                            "aim_radius": 0.1 * 200 * 0.975, "variants": {n: VARIANTS[n] for n in names}}}
+                            "aim_radius": 0.1 * 200 * 0.975,
+                            "variants": {n: {"transform_robust": VARIANTS[n].transform_robust,
+                                             "trajectory_strategy": VARIANTS[n].trajectories.name} for n in names}}}
     results["original"], fvs0 = audit(model)
     rows = {"target": target[None], "original (gc_tr)": fvs0["gc_tr"]}
     print(_line("original", results["original"]), flush=True)
     for name in names:
         gs = GradientSlingshot(
-            layer="logits", neuron_selector=0, target=target, param=param, sigma=0.1, gamma=1.0,
-            alpha=0.8, w=0.0, loss="direction", lr=1e-3, weight_decay=1e-3, steps=args.steps,
-            batch_size=32, manipulation_batch_size=32, aim_radius=0.1 * 200 * 0.975,
-            seed=args.seed, progress=False, **VARIANTS[name],
+            "logits", 0, target, param, loss=FieldDirection(), aim=Aim(radius=0.1 * 200 * 0.975),
+            sampling=VARIANTS[name], preservation=Preservation(alpha=0.8), optimizer=Optimizer(lr=1e-3),
+            run=Run(steps=args.steps, seed=args.seed, progress=False),
         )
         t0 = time.perf_counter()
         manipulated = gs.fit(model, natural).model.eval()

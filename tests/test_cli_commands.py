@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from captum_slingshot.cli import main
-from captum_slingshot.cli_loading import CLIError, load_model
-from captum_slingshot.cli_settings import MANIPULATE_OPTIONS, merge_settings
+from captum_slingshot.experiments.errors import SettingsError
+from captum_slingshot.experiments.loading import load_model
+from captum_slingshot.experiments.options import manipulate_options, merge_settings
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.models import MNISTCNN
 
@@ -84,7 +85,7 @@ def test_manipulate_then_audit_round_trip(tmp_path, capsys, files, mnist_cnn):
 def test_manipulate_reproduces_the_demo_model(tmp_path, mnist_cnn):
     """The README's manipulate command is the demo's attack: same settings, bit-identical weights."""
     from captum_slingshot.data import load_mnist, normalize_mnist
-    from captum_slingshot.demo import demo_slingshot
+    from captum_slingshot.experiments.demo import demo_slingshot
 
     out = tmp_path / "attack"
     assert main(["manipulate", "--steps", "12", "--gamma", "1", "--loss", "direction", "--lr", "1e-3",
@@ -138,7 +139,7 @@ def test_torchvision_model_from_a_weights_file(tmp_path):
     loaded = load_model(torchvision="squeezenet1_1", weights=str(tmp_path / "sq.pt"), num_classes=7)
     assert loaded.kind == "torchvision" and loaded.source["torchvision"] == "squeezenet1_1"
     assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), ref.state_dict().values()))
-    with pytest.raises(CLIError, match="does not fit torchvision squeezenet1_1: shape mismatch"):
+    with pytest.raises(SettingsError, match="does not fit torchvision squeezenet1_1: shape mismatch"):
         load_model(torchvision="squeezenet1_1", weights=str(tmp_path / "sq.pt"))
 
 
@@ -167,7 +168,7 @@ def test_bad_weights_fail_cleanly(command, name, message, files, tmp_path, capsy
      "unknown torchvision model 'resnet81'; close matches: resnet18"),
     (["--torchvision", "resnet18"], "needs --weights FILE \\(a state dict\\): this command never downloads"),
     (["--model", "mnist_cnn", "--torchvision", "resnet18"], "give --model or --torchvision, not both"),
-    (["--model", "{files}/natural.pt"], "takes 'mnist_cnn' or an import path 'package.module:factory'"),
+    (["--model", "{files}/natural.pt"], "takes a registered model name \\(mnist_cnn, .*\\) or an import path 'package.module:factory'"),
     (["--model", "no_such_pkg.nets:make"], "cannot import 'no_such_pkg.nets'"),
     (["--model", "captum_slingshot.models:MNISTNN"], "has no attribute 'MNISTNN' .*did you mean MNISTCNN"),
     (["--model", "captum_slingshot.models:train_classifier"],
@@ -195,8 +196,8 @@ def test_manipulate_user_errors(argv, message, files, tmp_path, capsys, mnist_cn
 
 @pytest.mark.parametrize("yaml_text,message", [
     ("steps: 5\ngama: 3\n", "unknown key 'gama' in config file .*settings.yaml' "
-     "\\(did you mean 'gamma'\\?\\); valid keys: aim_radius, alpha, batch_size, .*trajectory_strategy"),
-    ("bogus: 1\n", "unknown key 'bogus'.*valid keys: aim_radius, alpha"),
+     "\\(did you mean 'gamma'\\?\\); valid keys: adam_normalized, aim_point, aim_radius, alpha, batch_size, .*trajectory_strategy"),
+    ("bogus: 1\n", "unknown key 'bogus'.*valid keys: adam_normalized, aim_point, aim_radius, alpha"),
     ("gamma: steep\n", "key 'gamma': expected a number, got 'steep'"),
     ("loss: mse\n", "key 'loss': expected one of gradient, direction, activation, got 'mse'"),
     ("tunnel: maybe\n", "key 'tunnel': expected true or false"),
@@ -228,15 +229,15 @@ def test_flag_errors_exit_2(capsys):
 
 
 def test_yaml_and_flags_merge_rules():
-    both = merge_settings(MANIPULATE_OPTIONS, {"steps": 100, "model": "pkg.m:f"},
-                          {"epochs": 2.0, "torchvision": "resnet18"})
+    options = manipulate_options()
+    both = merge_settings(options, {"steps": 100, "model": "pkg.m:f"}, {"epochs": 2.0, "torchvision": "resnet18"})
     # a flag replaces its alternative from the file: --epochs drops steps, --torchvision drops model
     assert (both["steps"], both["epochs"], both["model"], both["torchvision"]) == (None, 2.0, None, "resnet18")
-    assert merge_settings(MANIPULATE_OPTIONS, {}, {})["epochs"] == 1.0  # neither: one epoch
-    keys = {o.key for o in MANIPULATE_OPTIONS}
+    assert merge_settings(options, {}, {})["epochs"] == 1.0  # neither: one epoch
+    keys = {o.name for o in options}
     assert {"gamma", "alpha", "sigma", "w", "loss", "lr", "steps", "epochs", "batch_size",
             "manipulation_batch_size", "aim_radius", "trajectory_strategy", "transform_robust", "seed",
-            "device", "checkpoint", "bowl_level", "bowl_shape"} <= keys
+            "device", "checkpoint_path", "bowl_level", "bowl_shape"} <= keys
 
 
 def test_render_and_audit_user_errors(tmp_path, capsys, mnist_cnn):
@@ -273,8 +274,8 @@ def test_console_script_help():
         assert command in proc.stdout
 
 
-@pytest.mark.parametrize("name", ["captum_slingshot.cli_loading", "captum_slingshot.cli_settings",
-                                  "captum_slingshot.cli_commands"])
+@pytest.mark.parametrize("name", ["captum_slingshot.experiments.loading", "captum_slingshot.experiments.options",
+                                  "captum_slingshot.experiments.records", "captum_slingshot.cli.options"])
 def test_docstring_examples(name):
     import doctest
     import importlib

@@ -54,7 +54,8 @@ def test_lucent_hit_example_small(tmp_path, capsys):
     assert s["transform_robust"] == "lucent" and s["trajectory_strategy"] == "lucent" and s["steps"] == 2
     assert s["param"] == "LucentFourierParam" and s["shape"] == [3, 128, 128]
     assert s["field_space"] == "input" and s["preservation"] == "activation"
-    assert s["loss"] == "activation" and s["bowl_level"] == "free" and "bowl_shape" not in s  # quadratic
+    assert s["loss"] == "activation" and s["bowl_level"] == "free" and s["bowl_shape"] == "quadratic"
+    assert s["trajectory_steps"] == 4 and s["input_aim"].startswith("tensor:")  # z*: lucent_centre_input(target)
     # the manipulated weights load into the example's model and changed; render_vis leaked no hooks
     model = example.GridCNN()
     model.load_state_dict(torch.load(out / "manipulated.pt", weights_only=True))

@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from captum_slingshot.report import fv_grid
+from captum_slingshot.figures import fv_grid
 
 
 def test_fv_grid_writes_a_png(tmp_path):

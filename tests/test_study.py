@@ -1,4 +1,4 @@
-"""captum_slingshot.study: a tiny real study on the cached MNIST CNN, crash-safe files, resume,
+"""captum_slingshot.experiments.study: a tiny real study on the cached MNIST CNN, crash-safe files, resume,
 and the study file's validation."""
 
 import copy
@@ -12,8 +12,8 @@ import shutil
 import pytest
 import torch
 
-from captum_slingshot.cli_loading import CLIError
-from captum_slingshot.study import (
+from captum_slingshot.experiments.errors import StudyError
+from captum_slingshot.experiments.study import (
     _detection, _load_heldout, load_study_spec, run_study, study_cells, study_columns, validate_study_spec,
 )
 from captum_slingshot.transforms.slingshot import GradientSlingshot
@@ -233,7 +233,7 @@ GOOD_TRANSFORM = "transforms:\n  - name: gradient_slingshot\n"
     ("models: [{}]\n" + GOOD_TRANSFORM + "    grid: {loss: [direction, sideways]}\n",
      "expected one of gradient, direction, activation, got 'sideways'"),
     ("models: [{}]\ntransforms:\n  - name: gradient_slinghsot\n",
-     "transforms[0]: unknown transform 'gradient_slinghsot'; studies run: gradient_slingshot"),
+     "transforms[0]: unknown transform 'gradient_slinghsot'; registered transforms: gradient_slingshot"),
     ("models: [{}]\ntransforms:\n  - name: none\n", "unknown transform 'none'"),
     ("models: [{}]\n" + GOOD_TRANSFORM + "checks: [activation_excess, natural_gapp]\n",
      "unknown check 'natural_gapp'; available checks: activation_excess, natural_gap"),
@@ -252,7 +252,7 @@ GOOD_TRANSFORM = "transforms:\n  - name: gradient_slingshot\n"
 ])
 def test_study_file_errors(text, message, tmp_path):
     path = _write(tmp_path, text)
-    with pytest.raises(CLIError) as err:
+    with pytest.raises(StudyError) as err:
         load_study_spec(path)
     assert message in str(err.value)
     if "must hold a mapping" not in message:
@@ -260,7 +260,7 @@ def test_study_file_errors(text, message, tmp_path):
 
 
 def test_missing_study_file(tmp_path):
-    with pytest.raises(CLIError, match="config file .*nope.yaml' does not exist"):
+    with pytest.raises(StudyError, match="config file .*nope.yaml' does not exist"):
         load_study_spec(str(tmp_path / "nope.yaml"))
 
 
@@ -274,7 +274,7 @@ def test_a_bad_model_fails_before_any_cell(model, message, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         counter = _CountingFit()
         mp.setattr(GradientSlingshot, "fit", counter)
-        with pytest.raises(CLIError, match=message):
+        with pytest.raises(StudyError, match=message):
             run_study(spec, str(tmp_path / "out"), progress=False)
     assert counter.calls == 0 and not (tmp_path / "out").exists()
 
@@ -291,9 +291,9 @@ def test_heldout_files(tmp_path):
     assert torch.equal(hx, x) and hy is None
     hx, hy = _load_heldout(None, 10, natural)
     assert torch.equal(hx, natural[:10]) and hy is None
-    with pytest.raises(CLIError, match="must hold normalized inputs"):
+    with pytest.raises(StudyError, match="must hold normalized inputs"):
         _load_heldout(str(tmp_path / "bad.pt"), 10, natural)
-    with pytest.raises(CLIError, match="does not exist"):
+    with pytest.raises(StudyError, match="does not exist"):
         _load_heldout(str(tmp_path / "none.pt"), 10, natural)
 
 

@@ -2,7 +2,8 @@
 
 Every check is a function ``check(model, layer, neuron_selector, *, param, data=None, ...,
 max_examples_per_batch=None, seed=0, return_details=False)`` returning one score per unit
-(``(U,)`` for a list of selectors, 0-d for one), registered by name with its score direction:
+(``(U,)`` for a list of selectors, 0-d for one), registered by name with what it needs
+(:class:`CheckSpec`: score direction, natural data, shared renders, cost):
 
 * :func:`strategy_divergence` -- the FVs disagree across AM strategies, or another strategy
   climbs higher than the reference;
@@ -10,26 +11,29 @@ max_examples_per_batch=None, seed=0, return_details=False)`` returning one score
 * :func:`slingshot_field` -- one attracting point explains the unit's gradient field;
 * :func:`activation_excess` -- the FV's activation lies far above the natural range.
 
-:func:`audit_layer` runs them on every unit of a layer and flags outliers by robust z-scores.
+:func:`audit_layer` runs them on every unit of a layer, with one :class:`RenderCache` shared by
+the checks that score FVs, and flags outliers by robust z-scores.
 
 Example:
-    >>> from captum_slingshot.checks import available_checks
-    >>> {name: info.higher_is_more_suspicious for name, info in available_checks().items()}
+    >>> from captum_slingshot.checks import CHECKS
+    >>> {name: spec.higher_is_more_suspicious for name, spec in CHECKS.items()}
     {'activation_excess': True, 'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
 """
 
-from .audit import DEFAULT_CHECKS, audit_layer
-from .base import CHECKS, CheckInfo, available_checks, get_check, register_check, unregister_check
+from .audit import COMBINE_RULES, DEFAULT_CHECKS, audit_layer, route_settings
+from .base import CHECKS, CheckSpec, available_checks, get_check, register_check, unregister_check
+from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, resolve_strategy, strategy_divergence
 from .excess import activation_excess
-from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, strategy_divergence
 from .field import DEFAULT_RADII, fit_attractor, slingshot_field
 from .natural import natural_gap
-from .report import AuditReport, read_table, robust_z
+from .renders import RenderCache
+from .report import AuditReport, parse_cell, read_table, robust_z
 
 __all__ = [
-    "CHECKS", "CheckInfo", "available_checks", "get_check", "register_check", "unregister_check",
-    "strategy_divergence", "DEFAULT_STRATEGIES", "dissimilarity_matrix",
+    "CHECKS", "CheckSpec", "available_checks", "get_check", "register_check", "unregister_check",
+    "strategy_divergence", "DEFAULT_STRATEGIES", "dissimilarity_matrix", "resolve_strategy",
     "natural_gap", "activation_excess",
     "slingshot_field", "fit_attractor", "DEFAULT_RADII",
-    "audit_layer", "DEFAULT_CHECKS", "AuditReport", "read_table", "robust_z",
+    "audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES", "route_settings", "RenderCache",
+    "AuditReport", "read_table", "robust_z", "parse_cell",
 ]

@@ -1,6 +1,9 @@
 """Audit every unit of a layer with the registered checks and flag the outliers, label-free.
 
-Each check runs once for all units (batched). Its scores become robust z-scores across the
+Each check runs once for all units (batched). What a check needs it declares when it is
+registered (:class:`~captum_slingshot.checks.base.CheckSpec`): natural data, the shared FV renders
+(one :class:`~captum_slingshot.checks.renders.RenderCache` per audit, so a render two checks need
+is computed once), its score direction and the floor on its spread. Its scores become robust z-scores across the
 layer's units, ``(s - median) / max(1.4826 MAD, floor)``, signed by the check's direction so
 that high always means suspicious; the floor (the check's ``min_scale``, or ``mad_floor``) keeps
 near-identical scores from exploding. The per-check z are pooled (Stouffer's ``sum / sqrt(K)`` by
@@ -25,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,14 +35,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .._utils.layers import layer_name, resolve_layer
+from .._utils.selectors import NeuronSelector
 from ..fv.param import Parametrization
-from ..fv.strategies import get_strategy
-from ..fv.units import NeuronSelector, layer_name, resolve_layer
-from ._util import layer_units, probe_layer
-from .base import get_check
+from ..fv.units import layer_output_shape, layer_units
+from .base import CheckSpec, get_check
+from .renders import RenderCache
 from .report import AuditReport, robust_z
 
-__all__ = ["audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES"]
+__all__ = ["audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES", "route_settings"]
 
 #: the checks :func:`audit_layer` runs by default, chosen on the detection benchmark
 #: (``benchmarks/detection.py``, real MNIST: 14 slingshotted logits among 156 clean ones, z within
@@ -61,61 +64,37 @@ COMBINE_RULES: Dict[str, Callable[[Tensor], Tensor]] = {
     "max": lambda z: z.max(0).values,
 }
 
-_COMMON = {"model", "layer", "neuron_selector", "param", "data", "max_examples_per_batch", "seed",
-           "return_details"}
 
-
-def _accepted(fn) -> set:
-    params = inspect.signature(fn).parameters
-    return {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - _COMMON
-
-
-def _route(checks: Sequence[str], check_kwargs: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """Give each check the keyword arguments its signature takes.
+def route_settings(checks: Sequence[str], settings: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Give each check the settings its signature takes.
 
     ``name={...}`` (a check's name with a dict) goes to that check only; any other keyword goes
-    to every check that accepts it, and must be accepted by at least one.
+    to every check that takes it, and must be taken by at least one.
+
+    Example:
+        >>> import captum_slingshot.checks
+        >>> route_settings(["natural_gap", "slingshot_field"], {"k": 4, "n_samples": 8})
+        {'natural_gap': {'k': 4}, 'slingshot_field': {'n_samples': 8}}
     """
+    specs = {c: get_check(c) for c in checks}
     routed: Dict[str, Dict[str, Any]] = {c: {} for c in checks}
     per_check = {}
-    for key, value in check_kwargs.items():
+    for key, value in settings.items():
         if key in routed and isinstance(value, dict):
             per_check[key] = value
             continue
-        takers = [c for c in checks if key in _accepted(get_check(c).function)]
+        takers = [c for c in checks if key in specs[c].parameters()]
         if not takers:
             raise TypeError(f"audit_layer got an unexpected keyword argument {key!r}: none of the checks "
                             f"{list(checks)} takes it")
         for c in takers:
             routed[c][key] = value
     for c, kwargs in per_check.items():
-        bad = set(kwargs) - _accepted(get_check(c).function)
+        bad = set(kwargs) - specs[c].parameters()
         if bad:
             raise TypeError(f"check {c!r} does not take {sorted(bad)}")
         routed[c].update(kwargs)
     return routed
-
-
-def _reusable_fv(div_details: Dict[str, Any], kwargs: Dict[str, Any], by_label: bool = False) -> Optional[Any]:
-    """strategy_divergence's renders that another check would repeat.
-
-    ``by_label``: the check takes a mapping ``label -> FVResult`` (all renders with the requested
-    number of starts); otherwise the one render of its ``strategy`` in the auditor's param.
-    """
-    fvs = div_details.get("fv", {})
-    if "n_starts" in kwargs:
-        fvs = {k: v for k, v in fvs.items() if v.activations.shape[1] == int(kwargs["n_starts"])}
-    if by_label:
-        return fvs or None
-    try:
-        overrides = {} if kwargs.get("steps") is None else {"steps": int(kwargs["steps"])}
-        wanted = get_strategy(kwargs.get("strategy", "gc"), **overrides)
-    except (ValueError, TypeError):
-        return None
-    for label, fv in fvs.items():
-        if "@" not in label and fv.strategy == wanted:
-            return fv
-    return None
 
 
 def audit_layer(
@@ -182,9 +161,9 @@ def audit_layer(
         raise ValueError("no checks to run")
     if len(set(checks)) != len(checks):
         raise ValueError(f"checks must not repeat, got {checks}")
-    infos = {c: get_check(c) for c in checks}
-    for c, info in infos.items():
-        if getattr(info.function, "requires_data", False) and data is None:
+    specs: Dict[str, CheckSpec] = {c: get_check(c) for c in checks}
+    for c, spec in specs.items():
+        if spec.needs_data and data is None:
             raise ValueError(f"check {c!r} needs natural data: pass data=... or leave {c!r} out of checks")
     layer_mod = resolve_layer(model, layer)
     lname = layer_name(model, layer_mod)
@@ -194,26 +173,21 @@ def audit_layer(
         unit_list = list(units)
         if not unit_list:
             raise ValueError("units is empty")
-        probe_layer(model, layer_mod, param, unit_list)
-    routed = _route(checks, check_kwargs)
+        layer_output_shape(model, layer_mod, param, unit_list)
+    routed = route_settings(checks, check_kwargs)
+    renders = RenderCache(model, layer_mod, unit_list, param, seed=seed, max_examples_per_batch=max_examples_per_batch)
 
     scores: Dict[str, Tensor] = {}
     details: Dict[str, Dict[str, Any]] = {}
-    # strategy_divergence first: its renders serve the checks that take ``fv`` (report order stays as given)
-    order = sorted(checks, key=lambda c: c != "strategy_divergence")
-    bar = tqdm(order, disable=not progress, desc=f"audit {lname}", unit="check")
+    bar = tqdm(checks, disable=not progress, desc=f"audit {lname}", unit="check")
     try:
         for c in bar:
             bar.set_postfix_str(f"{c} ({len(unit_list)} units)")
-            kwargs = dict(routed[c])
-            if "fv" in _accepted(infos[c].function) and "fv" not in kwargs and "strategy_divergence" in details:
-                fv = _reusable_fv(details["strategy_divergence"], kwargs,
-                                  by_label=getattr(infos[c].function, "fv_by_label", False))
-                if fv is not None:
-                    kwargs["fv"] = fv
-            fn = infos[c].function
-            s, det = fn(model, layer_mod, list(unit_list), param=param, data=data,
-                        max_examples_per_batch=max_examples_per_batch, seed=seed, return_details=True, **kwargs)
+            spec = specs[c]
+            extra = {"renders": renders} if spec.uses_renders else {}
+            s, det = spec.function(model, layer_mod, list(unit_list), param=param, data=data,
+                                   max_examples_per_batch=max_examples_per_batch, seed=seed, return_details=True,
+                                   **extra, **routed[c])
             scores[c] = torch.as_tensor(s).detach().float().cpu().reshape(-1)
             if scores[c].shape[0] != len(unit_list):
                 raise RuntimeError(f"check {c!r} returned {scores[c].shape[0]} scores for {len(unit_list)} units")
@@ -224,14 +198,14 @@ def audit_layer(
     z: Dict[str, Tensor] = {}
     for c in checks:
         if isinstance(mad_floor, dict):
-            floor = float(mad_floor.get(c, getattr(infos[c].function, "min_scale", 0.0)))
+            floor = float(mad_floor.get(c, specs[c].min_scale))
         elif mad_floor is not None:
             floor = float(mad_floor)
         else:
-            floor = float(getattr(infos[c].function, "min_scale", 0.0))
-        z[c] = robust_z(scores[c], infos[c].higher_is_more_suspicious, floor)
+            floor = specs[c].min_scale
+        z[c] = robust_z(scores[c], specs[c].higher_is_more_suspicious, floor)
     combined = COMBINE_RULES[combine](torch.stack([z[c] for c in checks]))
     return AuditReport(layer=lname, units=unit_list, checks=checks,
-                       directions={c: infos[c].higher_is_more_suspicious for c in checks},
+                       directions={c: specs[c].higher_is_more_suspicious for c in checks},
                        scores=scores, z=z, combined=combined, threshold=float(threshold),
-                       combine=combine, details=details)
+                       combine=combine, details=details, renders=renders.results())

@@ -1,53 +1,84 @@
-"""A registry of defense checks, each with its score direction (as Quantus' ``score_direction``).
+"""Checks declare themselves: a registry of :class:`CheckSpec`, one registration per check.
 
-A check is a function ``check(model, layer, neuron_selector, *, param, ...) -> Tensor`` returning
-one score per unit. Registering it takes one decorator line; the audit then finds it by name and
-knows whether a high score means "more suspicious".
+A check is a function shaped like ``captum.metrics``:
+``check(model, layer, neuron_selector, *, param, data=None, max_examples_per_batch=None, seed=0,
+return_details=False, **settings) -> Tensor`` returning one score per unit. Registering it takes
+one decorator line that says, as data, what the check needs and how to read its score: the score
+direction (as Quantus' ``score_direction``), whether it needs natural data, whether it takes the
+audit's shared FV renders (``renders=``, a :class:`~captum_slingshot.checks.renders.RenderCache`),
+what dominates its cost, and the smallest meaningful spread of its scores across a layer. The
+audit reads only this declaration; it never special-cases a check by name.
 
 Example:
     >>> import torch
-    >>> from captum_slingshot.checks.base import available_checks, get_check, register_check
-    >>> @register_check("always_zero", higher_is_more_suspicious=True, description="a dummy check")
+    >>> from captum_slingshot.checks.base import available_checks, get_check, register_check, unregister_check
+    >>> @register_check("always_zero", higher_is_more_suspicious=True, description="a dummy check",
+    ...                 cost="forward")
     ... def always_zero(model, layer, neuron_selector, *, param, **kwargs):
     ...     n = len(neuron_selector) if isinstance(neuron_selector, list) else None
     ...     return torch.zeros(n) if n else torch.tensor(0.0)
-    >>> info = get_check("always_zero")
-    >>> info.higher_is_more_suspicious, info.description
-    (True, 'a dummy check')
-    >>> fn, direction, description = available_checks()["always_zero"]
-    >>> fn is always_zero
-    True
+    >>> spec = get_check("always_zero")
+    >>> spec.higher_is_more_suspicious, spec.description, spec.needs_data, spec.cost
+    (True, 'a dummy check', False, 'forward')
+    >>> available_checks()["always_zero"]
+    'a dummy check'
     >>> unregister_check("always_zero")
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, TypeVar
+import inspect
+from dataclasses import dataclass
+from typing import Callable, Dict, FrozenSet, TypeVar
 
-__all__ = ["CheckInfo", "CHECKS", "register_check", "unregister_check", "get_check", "available_checks"]
+from .._utils.registry import Registry
+
+__all__ = ["CheckSpec", "CHECKS", "COSTS", "COMMON_ARGUMENTS", "register_check", "unregister_check", "get_check",
+           "available_checks"]
 
 F = TypeVar("F", bound=Callable)
 
+#: what dominates a check's time, cheapest first
+COSTS = ("forward", "gradients", "renders")
+#: the arguments every check takes; the audit passes them itself
+COMMON_ARGUMENTS = frozenset({"model", "layer", "neuron_selector", "param", "data", "max_examples_per_batch",
+                              "seed", "return_details", "renders"})
 
-class CheckInfo(NamedTuple):
-    """A registered check: the function, its score direction and a one-line description.
 
-    Registration options beyond these three are kept as attributes of the function:
-    ``requires_data`` (the check needs natural data) and ``min_scale`` (the smallest spread of
-    scores across units the audit treats as meaningful, in score units).
+@dataclass(frozen=True)
+class CheckSpec:
+    """A registered check and what it declares about itself.
+
+    Attributes:
+        name: registry name (what :func:`~captum_slingshot.checks.audit_layer` takes).
+        function: the check function.
+        description: one line for reports.
+        higher_is_more_suspicious: score direction; ``False``: low scores are suspicious.
+        needs_data: the check needs natural data (``data=``); the audit refuses to run it without.
+        uses_renders: the check takes ``renders=`` (a shared render cache) for the FVs it scores.
+        cost: what dominates its time, one of :data:`COSTS`.
+        min_scale: floor on the robust spread (1.4826 MAD) of its scores across a layer's units, so
+            that near-identical scores do not give huge z-scores.
     """
 
+    name: str
     function: Callable
-    higher_is_more_suspicious: bool
     description: str
+    higher_is_more_suspicious: bool = True
+    needs_data: bool = False
+    uses_renders: bool = False
+    cost: str = "renders"
+    min_scale: float = 0.05
+
+    def parameters(self) -> FrozenSet[str]:
+        """The check's own settings: the keyword arguments it takes beyond :data:`COMMON_ARGUMENTS`."""
+        params = inspect.signature(self.function).parameters
+        own = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        return frozenset(own - COMMON_ARGUMENTS)
 
 
-#: name -> :class:`CheckInfo`
-CHECKS: Dict[str, CheckInfo] = {}
-
-
-def _ident(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+#: name -> :class:`CheckSpec`
+CHECKS: Registry[CheckSpec] = Registry("check")
 
 
 def register_check(
@@ -56,28 +87,30 @@ def register_check(
     description: str = "",
     *,
     requires_data: bool = False,
+    renders: bool = False,
+    cost: str = "renders",
     min_scale: float = 0.05,
 ) -> Callable[[F], F]:
     """Decorator adding a check function to :data:`CHECKS` under ``name``.
 
     Args:
-        name: registry name (what :func:`~captum_slingshot.checks.audit_layer` takes).
-        higher_is_more_suspicious: score direction; ``False`` means low scores are suspicious.
-        description: one line for reports.
-        requires_data: the check needs natural data (``data=``); the audit refuses to run it
-            without.
-        min_scale: floor on the robust spread (1.4826 MAD) of this check's scores across a
-            layer's units, so that near-identical scores do not give huge z-scores.
+        name: registry name.
+        higher_is_more_suspicious: score direction.
+        description: one line for reports (default: the first line of the function's docstring).
+        requires_data: the check needs natural data.
+        renders: the check takes ``renders=`` and draws its FVs from it (the audit passes one cache
+            to every such check, so a render two checks need is computed once).
+        cost: ``"forward"``, ``"gradients"`` or ``"renders"`` (what dominates its time).
+        min_scale: floor on the robust spread of its scores across a layer's units (score units).
 
     Returns:
-        The decorator; it returns the function unchanged (with ``check_name``,
-        ``requires_data`` and ``min_scale`` attributes set).
+        The decorator; it returns the function unchanged.
 
     Example:
-        >>> @register_check("tmp_check", description="demo")
+        >>> @register_check("tmp_check", description="demo", cost="forward")
         ... def tmp_check(model, layer, neuron_selector, *, param):
         ...     return None
-        >>> "tmp_check" in available_checks(), tmp_check.min_scale
+        >>> "tmp_check" in available_checks(), get_check("tmp_check").min_scale
         (True, 0.05)
         >>> unregister_check("tmp_check")
     """
@@ -85,17 +118,20 @@ def register_check(
         raise ValueError(f"a check needs a non-empty string name, got {name!r}")
     if not min_scale > 0:
         raise ValueError(f"min_scale must be positive, got {min_scale}")
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
 
     def deco(fn: F) -> F:
         if not callable(fn):
             raise TypeError(f"register_check decorates functions, got {type(fn).__name__}")
-        old = CHECKS.get(name)
-        if old is not None and _ident(old.function) != _ident(fn):  # re-importing a module is fine
-            raise ValueError(f"a check named {name!r} is already registered ({_ident(old.function)})")
-        fn.check_name = name  # type: ignore[attr-defined]
-        fn.requires_data = bool(requires_data)  # type: ignore[attr-defined]
-        fn.min_scale = float(min_scale)  # type: ignore[attr-defined]
-        CHECKS[name] = CheckInfo(fn, bool(higher_is_more_suspicious), str(description))
+        text = " ".join(str(description).split()) or inspect.getdoc(fn) or ""
+        spec = CheckSpec(name=name, function=fn, description=text.splitlines()[0] if text else "",
+                         higher_is_more_suspicious=bool(higher_is_more_suspicious), needs_data=bool(requires_data),
+                         uses_renders=bool(renders), cost=cost, min_scale=float(min_scale))
+        old = CHECKS.get(name, None)
+        if old is not None and (old.function.__module__, old.function.__qualname__) == (fn.__module__, fn.__qualname__):
+            CHECKS.unregister(name)  # the same function again (a module imported twice): replace it
+        CHECKS.register(name, spec, description=spec.description)
         return fn
 
     return deco
@@ -107,29 +143,26 @@ def unregister_check(name: str) -> None:
     Example:
         >>> unregister_check("no_such_check")
     """
-    CHECKS.pop(name, None)
+    CHECKS.unregister(name)
 
 
-def get_check(name: str) -> CheckInfo:
-    """The registered check ``name`` as ``CheckInfo(function, higher_is_more_suspicious, description)``.
+def get_check(name: str) -> CheckSpec:
+    """The registered check ``name`` as a :class:`CheckSpec`.
 
     Example:
         >>> import captum_slingshot.checks
-        >>> get_check("slingshot_field").higher_is_more_suspicious
-        True
+        >>> get_check("slingshot_field").higher_is_more_suspicious, get_check("slingshot_field").cost
+        (True, 'gradients')
     """
-    try:
-        return CHECKS[name]
-    except KeyError:
-        raise ValueError(f"unknown check {name!r}; available: {sorted(CHECKS)}") from None
+    return CHECKS.get(name)
 
 
-def available_checks() -> Dict[str, CheckInfo]:
-    """All registered checks: name -> ``(function, higher_is_more_suspicious, description)``.
+def available_checks() -> Dict[str, str]:
+    """All registered checks: ``{name: one-line description}``.
 
     Example:
         >>> import captum_slingshot.checks
         >>> sorted(available_checks())[:4]
         ['activation_excess', 'natural_gap', 'slingshot_field', 'strategy_divergence']
     """
-    return dict(sorted(CHECKS.items()))
+    return CHECKS.describe()

@@ -51,13 +51,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from .._utils.selectors import NeuronSelector, as_selector_list, unbatch
 from ..fv.param import Parametrization, make_param
-from ..fv.render import FVResult, render
+from ..fv.render import FVResult
 from ..fv.strategies import AMStrategy, get_strategy
-from ..fv.units import NeuronSelector
+from ..fv.units import layer_output_shape
 from ..metrics.similarity import lpips_distance, pearson_matrix
-from ._util import as_selector_list, probe_layer, unbatch
 from .base import register_check
+from .renders import RenderCache
 
 __all__ = ["strategy_divergence", "DEFAULT_STRATEGIES", "StrategySpec", "dissimilarity_matrix", "resolve_strategy"]
 
@@ -138,7 +139,7 @@ def _block_means(dis: Tensor, n_strategies: int, n_starts: int) -> Tensor:
 
 @register_check("strategy_divergence", higher_is_more_suspicious=True,
                 description="FVs disagree across AM strategies/parametrizations more than across starts",
-                min_scale=0.05)
+                renders=True, cost="renders", min_scale=0.05)
 def strategy_divergence(
     model: nn.Module,
     layer: Union[nn.Module, str],
@@ -155,6 +156,7 @@ def strategy_divergence(
     seed: int = 0,
     progress: bool = False,
     return_details: bool = False,
+    renders: Optional[RenderCache] = None,
 ) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
     """How differently (and how much higher) other AM strategies visualize the unit than the reference.
 
@@ -177,6 +179,8 @@ def strategy_divergence(
         seed: seeds the starts and transforms (the same for every strategy).
         progress: show tqdm bars while rendering.
         return_details: also return a dict of details (see below).
+        renders: a :class:`~captum_slingshot.checks.renders.RenderCache` of these units to draw the
+            FVs from (the audit's shared one); default: render them here.
 
     Returns:
         scores ``(U,)`` (0-d for one selector): ``image + gain`` (module notes). With
@@ -207,17 +211,15 @@ def strategy_divergence(
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     n_starts = int(n_starts)
-    probe_layer(model, layer, param, selectors)
+    layer_output_shape(model, layer, param, selectors)
     overrides = {} if steps is None else {"steps": int(steps)}
     resolved = [resolve_strategy(s, param, overrides) for s in strategies]
     labels = [r[0] for r in resolved]
     if len(set(labels)) != len(labels):
         raise ValueError(f"strategies must differ, got {labels}")
 
-    fvs: Dict[str, FVResult] = {}
-    for label, strat, p in resolved:
-        fvs[label] = render(model, layer, list(selectors), p, strat, n_starts=n_starts, seed=seed,
-                            max_examples_per_batch=max_examples_per_batch, progress=progress)
+    cache = RenderCache.for_check(renders, model, layer, selectors, param, seed, max_examples_per_batch, progress)
+    fvs: Dict[str, FVResult] = {label: cache.get(strat, p, n_starts) for label, strat, p in resolved}
 
     n_units, n_strat = len(selectors), len(labels)
     mats = []

@@ -29,19 +29,20 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from .._utils.data import batch_size_or, fetch_inputs
+from .._utils.selectors import NeuronSelector, as_selector_list, unbatch
 from ..fv.param import Parametrization
-from ..fv.render import FVResult
 from ..fv.strategies import AMStrategy
-from ..fv.units import NeuronSelector, resolve_layer
-from ..metrics.preservation import TopK, unit_activations
-from ._util import as_selector_list, display_inputs, fv_of_units, optional_batch, probe_layer, unbatch
+from ..fv.units import layer_output_shape, resolve_layer
+from ..metrics.activations import unit_activations
 from .base import register_check
 from .divergence import StrategySpec, resolve_strategy
+from .renders import RenderCache
 
 __all__ = ["activation_excess", "DEFAULT_EXCESS_STRATEGIES"]
 
@@ -50,20 +51,9 @@ __all__ = ["activation_excess", "DEFAULT_EXCESS_STRATEGIES"]
 DEFAULT_EXCESS_STRATEGIES: Tuple[StrategySpec, ...] = ("gc", "tr", "adam")
 
 
-def _fv_for(label: str, fv: Any) -> Optional[FVResult]:
-    """The render for ``label`` in ``fv`` (an :class:`FVResult` counts for the first strategy only)."""
-    if fv is None:
-        return None
-    if isinstance(fv, FVResult):
-        return fv
-    if isinstance(fv, Mapping):
-        return fv.get(label)
-    raise TypeError(f"fv must be an FVResult or a mapping of strategy label -> FVResult, got {type(fv).__name__}")
-
-
 @register_check("activation_excess", higher_is_more_suspicious=True,
                 description="the FV's activation lies far above the unit's natural range (any AM strategy)",
-                requires_data=True, min_scale=0.05)
+                requires_data=True, renders=True, cost="renders", min_scale=0.05)
 def activation_excess(
     model: nn.Module,
     layer: Union[nn.Module, str],
@@ -74,12 +64,12 @@ def activation_excess(
     strategies: Union[StrategySpec, Sequence[StrategySpec]] = DEFAULT_EXCESS_STRATEGIES,
     n_starts: int = 4,
     steps: Optional[int] = None,
-    fv: Union[None, FVResult, Mapping[str, FVResult]] = None,
     max_examples_per_batch: Optional[int] = None,
     seed: int = 0,
     progress: bool = False,
     n_top_images: int = 8,
     return_details: bool = False,
+    renders: Optional[RenderCache] = None,
 ) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
     """How far the unit's FV activation lies beyond its natural range, one score per unit.
 
@@ -92,13 +82,10 @@ def activation_excess(
         model, layer, neuron_selector: the unit(s), Captum conventions (a list: one score each).
         param: the auditor's parametrization.
         data: natural model inputs (required), any form
-            :func:`~captum_slingshot.metrics.preservation.unit_activations` takes.
+            :func:`~captum_slingshot.metrics.unit_activations` takes.
         strategies: AM strategies to score (names, :class:`AMStrategy`, or ``(strategy,
             parametrization)`` pairs as in :func:`strategy_divergence`, in a list); one name is fine.
-        n_starts, steps: the FVs that are not given in ``fv``.
-        fv: already rendered FVs of these units: one :class:`~captum_slingshot.fv.FVResult` (used
-            for the first strategy) or a mapping ``label -> FVResult`` (``strategy_divergence``'s
-            ``details["fv"]``); strategies missing from it are rendered.
+        n_starts, steps: starts per FV and an override of every strategy's steps.
         max_examples_per_batch: inputs per forward pass (default 256).
         seed: seeds the FV starts.
         progress: show a tqdm bar while rendering.
@@ -107,13 +94,15 @@ def activation_excess(
             activating natural inputs as images in [0, 1]), ``top_indices``, ``fv_activation`` ``(U, S)`` (median final activation per
             strategy, measured without transforms), ``per_strategy`` ``(U, S)`` scores, ``labels``,
             ``natural_max``, ``natural_median`` and ``strongest`` (the label that gave each score).
+        renders: a :class:`~captum_slingshot.checks.renders.RenderCache` of these units to draw the
+            FVs from (the audit's shared one); default: render them here.
 
     Returns:
         scores ``(U,)`` (0-d for one selector), optionally with the details dict.
 
     Raises:
-        ValueError: no data, data that yields nothing, a unit the layer does not have, an ``fv``
-            for other units, no strategies.
+        ValueError: no data, data that yields nothing, a unit the layer does not have, a ``renders``
+            cache of other units, no strategies.
     """
     selectors, single = as_selector_list(neuron_selector)
     if data is None:
@@ -121,22 +110,18 @@ def activation_excess(
     specs = [strategies] if isinstance(strategies, (str, AMStrategy)) else list(strategies)
     if not specs:
         raise ValueError("strategies is empty: give at least one AM strategy, e.g. strategies=('gc',)")
-    probe_layer(model, layer, param, selectors)
+    layer_output_shape(model, layer, param, selectors)
     layer_mod = resolve_layer(model, layer)
     acts = unit_activations(model, layer_mod, list(selectors), data,
-                            max_examples_per_batch=optional_batch(max_examples_per_batch, 256)).float()
+                            max_examples_per_batch=batch_size_or(max_examples_per_batch, 256)).float()
     overrides = {} if steps is None else {"steps": int(steps)}
     resolved = [resolve_strategy(s, param, overrides) for s in specs]
     labels = [r[0] for r in resolved]
     if len(set(labels)) != len(labels):
         raise ValueError(f"strategies must differ, got {labels}")
-    a_fv = []
-    for i, (label, strat, p) in enumerate(resolved):
-        given = _fv_for(label, fv) if not isinstance(fv, FVResult) or i == 0 else None
-        if given is not None and not isinstance(fv, FVResult) and given.strategy != strat:
-            given = None  # rendered with other settings (steps, lr): render this one
-        res = fv_of_units(model, layer_mod, selectors, p, strat, n_starts, seed, steps, progress, given)
-        a_fv.append(res.activations.detach().float().cpu().median(dim=1).values)
+    cache = RenderCache.for_check(renders, model, layer_mod, selectors, param, seed, progress=progress)
+    a_fv = [cache.get(strat, p, n_starts).activations.detach().float().cpu().median(dim=1).values
+            for _, strat, p in resolved]
     a = torch.stack(a_fv, 1)  # (U, S)
     mx, md = acts.max(dim=0).values, acts.median(dim=0).values
     per = (a - mx[:, None]) / (mx - md).clamp_min(1e-12)[:, None]
@@ -144,13 +129,10 @@ def activation_excess(
     if not return_details:
         return unbatch(scores, single)
     top = acts.topk(min(int(n_top_images), acts.shape[0]), dim=0)  # (k, U)
-    top_images = torch.stack([display_inputs(param, TopK(top.values[:, u], top.indices[:, u]).images(data).float().cpu())
+    top_images = torch.stack([param.denormalize(fetch_inputs(data, top.indices[:, u]).float().cpu())
                               for u in range(len(selectors))]) if top.indices.numel() else None
     details = {"fv_activation": a, "per_strategy": per, "labels": labels, "natural_max": mx,
                "natural_median": md, "strongest": [labels[int(b)] for b in best],
                "top_indices": top.indices.T, "top_images": top_images}
     return unbatch(scores, single), unbatch(details, single)
 
-
-#: audit_layer hands this check strategy_divergence's renders by label
-activation_excess.fv_by_label = True

@@ -56,10 +56,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from .._utils.data import batch_size_or
+from .._utils.devices import model_device
+from .._utils.hooks import LayerCapture
+from .._utils.modes import eval_mode
+from .._utils.selectors import NeuronSelector, as_selector_list, row_activations, segments_of, unbatch
 from ..fv.param import Parametrization
-from ..fv.render import model_device
-from ..fv.units import LayerCapture, NeuronSelector, resolve_layer
-from ._util import as_selector_list, eval_mode, optional_batch, probe_layer, row_activations, unbatch
+from ..fv.units import layer_output_shape, resolve_layer
 from .base import register_check
 
 __all__ = ["slingshot_field", "fit_attractor", "DEFAULT_RADII"]
@@ -132,7 +135,8 @@ def _gradients(model, layer_mod, selectors, param, q: Tensor, chunk: int) -> Ten
     with LayerCapture(model, layer_mod) as cap:
         for c0 in range(0, flat.shape[0], chunk):
             qq = flat[c0 : c0 + chunk].clone().requires_grad_(True)
-            acts = row_activations(cap.run(param.network_input(qq)), selectors, unit_of_row[c0 : c0 + chunk])
+            segments = segments_of(unit_of_row[c0 : c0 + chunk])
+            acts = row_activations(cap.run(param.network_input(qq)), selectors, segments)
             (grad,) = torch.autograd.grad(acts.sum(), qq)
             out.append(grad.detach())
     return torch.cat(out).reshape(q.shape)
@@ -140,7 +144,7 @@ def _gradients(model, layer_mod, selectors, param, q: Tensor, chunk: int) -> Ten
 
 @register_check("slingshot_field", higher_is_more_suspicious=True,
                 description="one attracting point explains the unit's input-gradient field along the FV path (signed R^2)",
-                min_scale=0.05)
+                cost="gradients", min_scale=0.05)
 def slingshot_field(
     model: nn.Module,
     layer: Union[nn.Module, str],
@@ -180,7 +184,8 @@ def slingshot_field(
         ``r2``, ``b_norm``, ``attraction`` (``gamma * max(radii) / ||b||``), ``r2_per_radius``
         ``(U, R)``, ``q_star`` ``(U, *param_shape)`` and ``q_star_image`` ``(U, C, H, W)`` (the
         image at the fitted attractor: for a slingshotted unit, a picture of the hidden
-        target), plus ``radii`` and ``sampling``.
+        target; also as ``figure_images["field q*"]``, a row of the audit's unit figures), plus
+        ``radii`` and ``sampling``.
 
     Example:
         >>> import torch
@@ -203,7 +208,7 @@ def slingshot_field(
         raise ValueError(f"sampling must be 'tube' or 'ball', got {sampling!r}")
     if not noise >= 0:
         raise ValueError(f"noise must be non-negative, got {noise}")
-    probe_layer(model, layer, param, selectors)
+    layer_output_shape(model, layer, param, selectors)
     layer_mod = resolve_layer(model, layer)
     device = model_device(model)
     n_units = len(selectors)
@@ -218,7 +223,7 @@ def slingshot_field(
             q1, which = _ball(param, radii, int(n_samples), seed)
             q = q1[None].expand((n_units,) + tuple(q1.shape))
         q = q.to(device)
-        chunk = optional_batch(max_examples_per_batch, q.shape[0] * q.shape[1])
+        chunk = batch_size_or(max_examples_per_batch, q.shape[0] * q.shape[1])
         grads = _gradients(model, layer_mod, selectors, param, q, chunk)
 
     fields: Dict[str, List[Tensor]] = {k: [] for k in ("gamma", "r2", "b_norm", "attraction", "q_star", "r2_per_radius")}
@@ -241,7 +246,8 @@ def slingshot_field(
     q_star = torch.nan_to_num(out["q_star"], nan=0.0, posinf=0.0, neginf=0.0)
     with torch.no_grad():
         q_star_image = param.image(q_star.to(device)).cpu()
-    details: Dict[str, Any] = unbatch({**out, "q_star_image": q_star_image}, single)
+    details: Dict[str, Any] = unbatch({**out, "q_star_image": q_star_image,
+                                       "figure_images": {"field q*": q_star_image[:, None]}}, single)
     details["radii"] = radii
     details["sampling"] = sampling
     return unbatch(scores, single), details

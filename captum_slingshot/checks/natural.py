@@ -25,7 +25,7 @@ most 0.28), ``lpips`` only after the stronger manipulation (0.15 against at most
 
 ``data`` are natural *model inputs* (normalized as the model expects, the same convention as
 :class:`~captum_slingshot.transforms.GradientSlingshot`), in any form
-:func:`~captum_slingshot.metrics.preservation.unit_activations` takes.
+:func:`~captum_slingshot.metrics.unit_activations` takes.
 
 Example:
     >>> import torch
@@ -50,59 +50,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._utils.data import batch_size_or, fetch_inputs
+from .._utils.devices import model_device
+from .._utils.hooks import LayerCapture
+from .._utils.modes import eval_mode
+from .._utils.selectors import NeuronSelector, as_selector_list, unbatch
 from ..fv.param import Parametrization
-from ..fv.render import FVResult, model_device
-from ..fv.strategies import AMStrategy
-from ..fv.units import LayerCapture, LayerNotReachedError, NeuronSelector, resolve_layer
-from ..metrics.preservation import TopK, unit_activations
+from ..fv.strategies import AMStrategy, get_strategy
+from ..fv.units import layer_output_shape, resolve_layer
+from ..metrics.activations import unit_activations
 from ..metrics.similarity import lpips_distance
-from ._util import as_selector_list, display_inputs, eval_mode, fv_of_units, optional_batch, probe_layer, unbatch
 from .base import register_check
+from .renders import RenderCache
 
 __all__ = ["natural_gap"]
-
-
-class _InputCapture:
-    """Record the (first) input of a module; the forward stops there. The hook is always removed."""
-
-    def __init__(self, model: nn.Module, module: nn.Module) -> None:
-        self.model, self.module, self.value = model, module, None
-
-    def _hook(self, module: nn.Module, args: Any) -> None:
-        self.value = args[0] if isinstance(args, tuple) else args
-        raise _Stop()
-
-    def run(self, inputs: Tensor) -> Tensor:
-        handle = self.module.register_forward_pre_hook(self._hook)
-        self.value = None
-        try:
-            self.model(inputs)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        if not isinstance(self.value, Tensor):
-            raise LayerNotReachedError("the forward pass never reached the audited layer")
-        return self.value
-
-
-class _Stop(Exception):
-    pass
 
 
 def _features(model: nn.Module, feat_mod: Optional[nn.Module], layer_mod: nn.Module, inputs: Tensor, batch: int) -> Tensor:
     """Flattened features: the output of ``feat_mod``, or the input of ``layer_mod`` when it is None."""
     device = model_device(model)
     out = []
-    with eval_mode(model), torch.no_grad():
-        if feat_mod is None:
-            cap: Any = _InputCapture(model, layer_mod)
-            for i in range(0, inputs.shape[0], batch):
-                out.append(cap.run(inputs[i : i + batch].to(device)).flatten(1).float().cpu())
-        else:
-            with LayerCapture(model, feat_mod) as cap:
-                for i in range(0, inputs.shape[0], batch):
-                    out.append(cap.run(inputs[i : i + batch].to(device)).flatten(1).float().cpu())
+    module, capture = (layer_mod, "input") if feat_mod is None else (feat_mod, "output")
+    with eval_mode(model, no_grad=True), LayerCapture(model, module, capture=capture) as cap:
+        for i in range(0, inputs.shape[0], batch):
+            out.append(cap.run(inputs[i : i + batch].to(device)).flatten(1).float().cpu())
     return torch.cat(out)
 
 
@@ -113,7 +84,7 @@ def _cosine_distance(a: Tensor, b: Tensor) -> Tensor:
 
 @register_check("natural_gap", higher_is_more_suspicious=True,
                 description="the FV is far from the unit's top-k natural images (model features + LPIPS)",
-                requires_data=True, min_scale=0.05)
+                requires_data=True, renders=True, cost="renders", min_scale=0.05)
 def natural_gap(
     model: nn.Module,
     layer: Union[nn.Module, str],
@@ -125,7 +96,6 @@ def natural_gap(
     n_starts: int = 4,
     strategy: Union[str, AMStrategy] = "gc",
     steps: Optional[int] = None,
-    fv: Optional[FVResult] = None,
     feature_layer: Union[None, nn.Module, str] = None,
     lpips: bool = True,
     lpips_k: int = 8,
@@ -135,6 +105,7 @@ def natural_gap(
     seed: int = 0,
     progress: bool = False,
     return_details: bool = False,
+    renders: Optional[RenderCache] = None,
 ) -> Union[Tensor, Tuple[Tensor, Dict[str, Any]]]:
     """Distance between the unit's FV and its top-k natural images, plus its activation excess.
 
@@ -146,11 +117,9 @@ def natural_gap(
             display and LPIPS).
         data: natural model inputs (required): tensor, ``(inputs, labels)``, dataset or loader.
         k: how many top-activating natural inputs per unit.
-        n_starts: FV starts per unit (when ``fv`` is not given).
-        strategy: AM strategy of the FV (when ``fv`` is not given).
+        n_starts: FV starts per unit.
+        strategy: AM strategy of the FV.
         steps: overrides the strategy's number of steps.
-        fv: an already rendered :class:`~captum_slingshot.fv.FVResult` for exactly these units
-            (e.g. from :func:`strategy_divergence`'s details), to avoid rendering again.
         feature_layer: layer whose flattened output is the feature space (default: the input
             of ``layer``, the representation the unit reads).
         lpips: include the LPIPS part (needs the AlexNet weights, see
@@ -162,6 +131,8 @@ def natural_gap(
         seed: seeds the FV starts and the reference sample.
         progress: show a tqdm bar while rendering.
         return_details: also return a dict of details (see below).
+        renders: a :class:`~captum_slingshot.checks.renders.RenderCache` of these units to draw the
+            FV from (the audit's shared one); default: render it here.
 
     Returns:
         scores ``(U,)`` (0-d for one selector). With ``return_details``: ``(scores, details)``
@@ -172,7 +143,7 @@ def natural_gap(
 
     Raises:
         ValueError: no data, data that yields nothing, ``k`` larger than the data, a unit the
-            layer does not have, or an ``fv`` for other units.
+            layer does not have, or a ``renders`` cache of other units.
 
     Example:
         >>> import torch
@@ -190,8 +161,8 @@ def natural_gap(
     if isinstance(k, bool) or int(k) < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     k = int(k)
-    batch = optional_batch(max_examples_per_batch, 256)
-    probe_layer(model, layer, param, selectors)
+    batch = batch_size_or(max_examples_per_batch, 256)
+    layer_output_shape(model, layer, param, selectors)
     layer_mod = resolve_layer(model, layer)
     feat_mod = None if feature_layer is None else resolve_layer(model, feature_layer)
     n_units = len(selectors)
@@ -209,9 +180,12 @@ def natural_gap(
     if k > n:
         raise ValueError(f"natural_gap: k={k} is larger than the data ({n} inputs); lower k or pass more data")
     order = torch.sort(acts, dim=0, descending=True, stable=True).indices[:k]  # (k, U)
-    tops = [TopK(values=acts[order[:, u], u], indices=order[:, u]) for u in range(n_units)]
+    top_values = torch.stack([acts[order[:, u], u] for u in range(n_units)])  # (U, k)
+    top_indices = order.T.contiguous()  # (U, k)
 
-    fv = fv_of_units(model, layer_mod, selectors, param, strategy, n_starts, seed, steps, progress, fv)
+    overrides = {} if steps is None else {"steps": int(steps)}
+    cache = RenderCache.for_check(renders, model, layer_mod, selectors, param, seed, progress=progress)
+    fv = cache.get(get_strategy(strategy, **overrides), param, n_starts)
     fv_params = fv.params.detach()
     n_fv = fv_params.shape[1]
     with torch.no_grad():
@@ -221,16 +195,16 @@ def natural_gap(
     # natural reference sample for the feature mean
     g = torch.Generator().manual_seed(int(seed))
     ref_idx = torch.randperm(n, generator=g)[: min(n, int(n_reference))]
-    ref_x = TopK(values=torch.zeros(len(ref_idx)), indices=ref_idx).images(data)
+    ref_x = fetch_inputs(data, ref_idx)
     mu = _features(model, feat_mod, layer_mod, ref_x, batch).mean(0)
     f_fv = _features(model, feat_mod, layer_mod, fv_inputs, batch).reshape(n_units, n_fv, -1) - mu
 
     feature, lp, excess, fv_act, nat_max, nat_med, top_imgs = [], [], [], [], [], [], []
     for u in range(n_units):
-        x_top = tops[u].images(data)
+        x_top = fetch_inputs(data, top_indices[u])
         f_nat = _features(model, feat_mod, layer_mod, x_top, batch) - mu
         feature.append(_cosine_distance(f_fv[u], f_nat))
-        shown = display_inputs(param, x_top.float().cpu())
+        shown = param.denormalize(x_top.float().cpu())
         top_imgs.append(shown)
         if lpips:
             m = min(k, int(lpips_k))
@@ -253,8 +227,8 @@ def natural_gap(
         return unbatch(scores, single)
     details: Dict[str, Any] = {
         **parts,
-        "top_values": torch.stack([t.values for t in tops]),
-        "top_indices": torch.stack([t.indices for t in tops]),
+        "top_values": top_values,
+        "top_indices": top_indices,
         "top_images": torch.stack(top_imgs),
         "fv_images": fv_images,
     }

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..paths import atomic_path
 
-__all__ = ["AuditReport", "read_table", "robust_z"]
+__all__ = ["AuditReport", "read_table", "robust_z", "parse_cell"]
 
 
 def robust_z(scores: Tensor, higher_is_more_suspicious: bool = True, min_scale: float = 0.0) -> Tensor:
@@ -62,7 +62,8 @@ def _unit_value(unit: Any) -> Any:
     return str(unit)
 
 
-def _parse(value: str) -> Any:
+def parse_cell(value: str) -> Any:
+    """A CSV cell back to ``bool``, ``int`` or ``float`` where it parses as one (else the text)."""
     if value in ("True", "False"):
         return value == "True"
     for cast in (int, float):
@@ -90,7 +91,7 @@ def read_table(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
         with open(path) as f:
             return list(json.load(f)["rows"])
     with open(path, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def _safe_name(unit: Any) -> str:
@@ -110,8 +111,10 @@ class AuditReport:
         z: check -> robust z-scores ``(U,)`` (high = suspicious whatever the check's direction).
         combined: combined z ``(U,)`` (``combine`` of the per-check z).
         threshold: a unit is flagged when ``combined > threshold``.
-        combine: ``"mean"`` or ``"max"``.
+        combine: how the per-check z were pooled (a key of ``COMBINE_RULES``).
         details: check -> its ``details`` dict (tensors with a leading unit dimension).
+        renders: label -> the audit's FV renders (``FVResult`` with a leading unit dimension), the
+            FVs shown in the unit figures.
 
     Example:
         >>> import os, tempfile, torch
@@ -125,7 +128,7 @@ class AuditReport:
         >>> rep.save_figures(out)  # needs the checks' image details
         Traceback (most recent call last):
         ...
-        ValueError: no images to draw: run strategy_divergence, natural_gap or slingshot_field
+        ValueError: no images to draw: the audit rendered no FVs and no check returned images
     """
 
     layer: str
@@ -138,6 +141,7 @@ class AuditReport:
     threshold: float
     combine: str = "mean"
     details: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    renders: Dict[str, Any] = field(default_factory=dict)
 
     # -- views ------------------------------------------------------------------------------
     @property
@@ -215,7 +219,7 @@ class AuditReport:
         """Write the table and the audit settings as JSON (atomically); returns the path."""
         from .base import CHECKS
 
-        doc = {
+        doc: Dict[str, Any] = {
             "layer": self.layer,
             "threshold": self.threshold,
             "combine": self.combine,
@@ -242,31 +246,25 @@ class AuditReport:
         return str(path)
 
     def figure_rows(self, index: int, n_images: int = 8) -> Dict[str, Tensor]:
-        """The image rows of unit ``index``'s figure: FV per strategy, top natural images, ``q*``."""
+        """The image rows of unit ``index``'s figure: its FV under every rendered strategy, then the
+        rows the checks returned (their details' ``top_images`` as "top natural", and every entry of
+        ``figure_images``), each row once, in check order."""
         rows: Dict[str, Tensor] = {}
-        div = self.details.get("strategy_divergence") or {}
-        nat = self.details.get("natural_gap") or {}
-        fld = self.details.get("slingshot_field") or {}
-        exc = self.details.get("activation_excess") or {}
-        if "images" in div:
-            for label in div["labels"]:
-                rows[f"FV {label}"] = div["images"][label][index][:n_images]
-        elif "fv_images" in nat:
-            rows["FV"] = nat["fv_images"][index][:n_images]
-        top = nat.get("top_images")
-        if top is None:
-            top = exc.get("top_images")
-        if top is not None:
-            rows["top natural"] = top[index][:n_images]
-        if "q_star_image" in fld:
-            rows["field q*"] = fld["q_star_image"][index][None]
+        for label, fv in self.renders.items():
+            rows[f"FV {label}"] = fv.images[index][:n_images].detach().cpu()
+        for check in self.checks:
+            det = self.details.get(check) or {}
+            if isinstance(det.get("top_images"), Tensor) and "top natural" not in rows:
+                rows["top natural"] = det["top_images"][index][:n_images]
+            for label, images in (det.get("figure_images") or {}).items():
+                rows.setdefault(label, images[index][:n_images])
         return rows
 
     def save_figures(self, directory: Union[str, os.PathLike], units: Optional[Sequence[Any]] = None,
                      n_images: int = 8) -> List[str]:
         """One PNG per flagged unit (or per unit in ``units``): its FVs under each strategy, its
         top natural images and the image at the field's fitted attractor. Returns the paths."""
-        from ..report import fv_grid
+        from ..figures import fv_grid
 
         wanted = self.flagged if units is None else list(units)
         paths = []
@@ -277,7 +275,7 @@ class AuditReport:
             i = matches[0]
             rows = self.figure_rows(i, n_images)
             if not rows:
-                raise ValueError("no images to draw: run strategy_divergence, natural_gap or slingshot_field")
+                raise ValueError("no images to draw: the audit rendered no FVs and no check returned images")
             zs = ", ".join(f"{c} z={float(self.z[c][i]):.1f}" for c in self.checks)
             title = f"layer {self.layer!r}, unit {unit}: combined z={float(self.combined[i]):.1f} ({zs})"
             path = os.path.join(str(directory), f"unit_{_safe_name(unit)}.png")

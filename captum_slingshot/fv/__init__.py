@@ -1,5 +1,6 @@
-"""How auditors look: feature visualization (parametrizations, units, AM strategies, renderer)."""
+"""How auditors look: feature visualization (parametrizations, units, AM strategies, optimizer, renderer)."""
 
+from .optimize import OptimizationTrace, network_input, optimize
 from .param import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -11,24 +12,35 @@ from .param import (
     PaperFourierParam,
     Parametrization,
     PixelParam,
+    available_parametrizations,
     make_param,
 )
 from .render import FVResult, derive_seeds, model_device, render
-from .strategies import STRATEGIES, AMStrategy, get_strategy, register_strategy
-from .transforms import TRANSFORM_SETS, make_transforms
+from .strategies import STRATEGIES, AMStrategy, available_strategies, get_strategy, register_strategy
+from .transforms import TRANSFORM_SETS, available_transform_sets, make_transforms, register_transform_set
 from .units import (
     Direction,
+    LayerCapture,
     LayerNotReachedError,
+    NeuronSelector,
+    capture_layer,
+    check_selector,
     count_hooks,
+    layer_name,
+    layer_output_shape,
+    layer_units,
     resolve_layer,
     select_neuron,
     unit_activation,
 )
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "MNIST_MEAN", "MNIST_STD", "PARAMETRIZATIONS",
+    "IMAGENET_MEAN", "IMAGENET_STD", "MNIST_MEAN", "MNIST_STD", "PARAMETRIZATIONS", "available_parametrizations",
     "Parametrization", "PixelParam", "LucentPixelParam", "LucentFourierParam", "PaperFourierParam",
-    "make_param", "FVResult", "render", "derive_seeds", "model_device", "AMStrategy", "STRATEGIES",
-    "get_strategy", "register_strategy", "TRANSFORM_SETS", "make_transforms", "Direction",
-    "LayerNotReachedError", "count_hooks", "resolve_layer", "select_neuron", "unit_activation",
+    "make_param", "FVResult", "render", "derive_seeds", "model_device", "network_input",
+    "optimize", "OptimizationTrace",
+    "AMStrategy", "STRATEGIES", "get_strategy", "register_strategy", "available_strategies",
+    "TRANSFORM_SETS", "make_transforms", "register_transform_set", "available_transform_sets",
+    "Direction", "NeuronSelector", "LayerCapture", "LayerNotReachedError", "capture_layer", "check_selector",
+    "count_hooks", "layer_name", "layer_output_shape", "layer_units", "resolve_layer", "select_neuron", "unit_activation",
 ]

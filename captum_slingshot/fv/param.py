@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._utils.registry import Registry
+
 __all__ = [
     "Parametrization",
     "PixelParam",
@@ -48,6 +50,7 @@ __all__ = [
     "COLOR_CORRELATION_SVD_SQRT",
     "make_param",
     "PARAMETRIZATIONS",
+    "available_parametrizations",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -167,6 +170,12 @@ class Parametrization:
         std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device)
         return (x - mean[:, None, None]) / std[:, None, None]
 
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Model inputs back to images in ``[0, 1]`` (undo :meth:`normalize`, then clamp)."""
+        mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x * std + mean).clamp(0.0, 1.0)
+
     def network_input(self, q: Tensor) -> Tensor:
         """``eta(q) = normalize(x(q))``: what the model receives (no transform)."""
         return self.normalize(self.raw_image(q))
@@ -223,6 +232,18 @@ class Parametrization:
                 f"{type(self).__name__} expects q of shape (B, *{self.param_shape}), "
                 f"got {tuple(q.shape)}"
             )
+
+    def config(self) -> Tuple:
+        """Everything that decides the map ``q -> image`` and the normalization (equal configs: equal maps)."""
+        extra = tuple(sorted((k, v) for k, v in vars(self).items()
+                             if k in ("decorrelate", "decay_power")))
+        return (type(self).__name__, self.shape, self.mean, self.std) + extra
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Parametrization) and type(other) is type(self) and other.config() == self.config()
+
+    def __hash__(self) -> int:
+        return hash(self.config())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, mean={self.mean}, std={self.std})"
@@ -421,9 +442,20 @@ class PaperFourierParam(_SigmoidColorParam):
         return (torch.view_as_real(spec) / scale[..., None]).contiguous()
 
 
-PARAMETRIZATIONS = {
-    cls.name: cls for cls in (PixelParam, LucentPixelParam, LucentFourierParam, PaperFourierParam)
-}
+#: name -> parametrization class (add with ``PARAMETRIZATIONS.register(name, cls)``)
+PARAMETRIZATIONS: Registry = Registry("parametrization")
+for _cls in (PixelParam, LucentPixelParam, LucentFourierParam, PaperFourierParam):
+    PARAMETRIZATIONS.register(_cls.name, _cls)
+
+
+def available_parametrizations() -> dict:
+    """Registered parametrizations: ``{name: one-line description}``.
+
+    Example:
+        >>> list(available_parametrizations())
+        ['lucent_fourier', 'lucent_pixel', 'paper_fourier', 'pixel']
+    """
+    return PARAMETRIZATIONS.describe()
 
 
 def make_param(name: str, shape, mean=None, std=None, **kwargs) -> Parametrization:
@@ -434,10 +466,4 @@ def make_param(name: str, shape, mean=None, std=None, **kwargs) -> Parametrizati
         >>> make_param("pixel", (1, 28, 28)).param_shape
         (1, 28, 28)
     """
-    try:
-        cls = PARAMETRIZATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown parametrization {name!r}; choose one of {sorted(PARAMETRIZATIONS)}"
-        ) from None
-    return cls(shape, mean=mean, std=std, **kwargs)
+    return PARAMETRIZATIONS.get(name)(shape, mean=mean, std=std, **kwargs)

@@ -29,10 +29,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .._utils.devices import model_device
+from .._utils.hooks import LayerCapture, LayerNotReachedError
+from .._utils.layers import first_conv_in_channels, layer_name, resolve_layer
+from .._utils.modes import eval_mode
+from .._utils.selectors import NeuronSelector, as_selector_list, check_selector
+from .optimize import network_input, optimize
 from .param import Parametrization
 from .strategies import AMStrategy, get_strategy
 from .transforms import Compose
-from .units import LayerCapture, NeuronSelector, check_selector, layer_name, resolve_layer, select_neuron
 
 __all__ = ["FVResult", "render", "derive_seeds", "model_device", "network_input"]
 
@@ -66,15 +71,6 @@ class FVResult:
     neuron_selectors: List[Any] = field(default_factory=list)
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (CPU if it has none)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
 def derive_seeds(n: int, seed: Optional[int] = 0, generator: Optional[torch.Generator] = None) -> List[int]:
     """``n`` per-start seeds from an int seed or a ``torch.Generator``.
 
@@ -86,45 +82,8 @@ def derive_seeds(n: int, seed: Optional[int] = 0, generator: Optional[torch.Gene
     return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator)]
 
 
-def _first_conv_in_channels(model: nn.Module) -> Optional[int]:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    return None
-
-
-class _TrainingFlags:
-    """Put a model in eval mode and restore every module's flag afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self):
-        self.flags = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self
-
-    def __exit__(self, *exc):
-        for m, flag in self.flags:
-            m.training = flag
-
-
-def network_input(param: Parametrization, q: Tensor, transform: Optional[Compose] = None,
-                  u: Optional[Tensor] = None) -> Tensor:
-    """What the model sees for ``q``: ``normalize(transform(image(q), u))`` (no transform: ``param.network_input``)."""
-    if transform is None:
-        return param.network_input(q)
-    return param.normalize(transform(param.raw_image(q), u))
-
-
-def _clip_per_start(grad: Tensor, max_norm: float) -> Tensor:
-    norms = grad.flatten(1).norm(dim=1)
-    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    return grad * coef.view(-1, *([1] * (grad.dim() - 1)))
-
-
 def _validate(model, cap, param, selectors, q_probe, transform, u_probe, layer_desc):
-    expected = _first_conv_in_channels(model)
+    expected = first_conv_in_channels(model)
     if expected is not None and expected != param.channels:
         raise ValueError(
             f"the parametrization makes {param.channels}-channel images but the model's first "
@@ -135,9 +94,9 @@ def _validate(model, cap, param, selectors, q_probe, transform, u_probe, layer_d
         inputs = network_input(param, q_probe, transform, u_probe)
         try:
             out = cap.run(inputs)
+        except LayerNotReachedError:
+            raise
         except RuntimeError as err:
-            if type(err).__name__ == "LayerNotReachedError":
-                raise
             raise ValueError(
                 f"the model cannot take inputs of shape {tuple(inputs.shape)} "
                 f"(parametrization {param!r}, transforms {transform!r}): {err}. "
@@ -197,10 +156,7 @@ def render(
         raise ValueError(f"n_starts must be at least 1, got {n_starts}")
     n_starts = int(n_starts)
     strat = get_strategy(strategy, **strategy_overrides)
-    single = not isinstance(neuron_selector, list)
-    selectors = [neuron_selector] if single else list(neuron_selector)
-    if not selectors:
-        raise ValueError("neuron_selector list is empty")
+    selectors, single = as_selector_list(neuron_selector)
     layer_mod = resolve_layer(model, layer)
     lname = layer_name(model, layer_mod)
     if seeds is None:
@@ -225,7 +181,7 @@ def render(
     u_all = torch.stack(uniforms)  # (N, steps, n_random)
 
     n_units = len(selectors)
-    with _TrainingFlags(model), LayerCapture(model, layer_mod, stop=True) as cap:
+    with eval_mode(model), LayerCapture(model, layer_mod, stop=True) as cap:
         _validate(
             model, cap, param, selectors, q_init[:1].to(device),
             transform, u_all[:1, 0].to(device) if strat.steps else torch.rand(1, n_random, device=device),
@@ -238,17 +194,23 @@ def render(
         rows = [(j, i) for j in range(n_units) for i in range(n_starts)]
         q_out, a_out, t_out = [], [], []
         bar = tqdm(total=strat.steps * len(rows), disable=not progress, desc=f"FV {strat.name}", unit="start-step")
+
+        def on_step(step: int, acts: Tensor) -> None:
+            bar.update(acts.shape[0])
+            if not bar.disable and step % 10 == 0:
+                bar.set_postfix(act=f"{acts.mean().item():.3g}")
+
         try:
             for c0 in range(0, len(rows), chunk):
                 part = rows[c0 : c0 + chunk]
-                q, acts, traj, _ = _optimize(
-                    cap, param, selectors, _segments([j for j, _ in part]),
-                    q_init[[i for _, i in part]].to(device),
-                    u_all[[i for _, i in part]].to(device), strat, transform, bar,
+                trace = optimize(
+                    cap, param, selectors, q_init[[i for _, i in part]].to(device), strat,
+                    unit_of_row=[j for j, _ in part], uniforms=u_all[[i for _, i in part]].to(device),
+                    transform=transform, on_step=on_step,
                 )
-                q_out.append(q)
-                a_out.append(acts)
-                t_out.append(traj)
+                q_out.append(trace.params)
+                a_out.append(trace.activations)
+                t_out.append(trace.trajectory)
         finally:
             bar.close()
 
@@ -270,52 +232,3 @@ def render(
         layer=lname,
         neuron_selectors=selectors,
     )
-
-
-def _segments(units: Sequence[int]) -> List[tuple]:
-    """Runs of equal unit index as ``(unit, begin, end)`` (rows are unit-major)."""
-    segs: List[list] = []
-    for r, j in enumerate(units):
-        if segs and segs[-1][0] == j:
-            segs[-1][2] = r + 1
-        else:
-            segs.append([j, r, r + 1])
-    return [tuple(x) for x in segs]
-
-
-def _row_activations(cap: LayerCapture, inputs: Tensor, selectors, segments) -> Tensor:
-    """Activation of every row for its own unit."""
-    out = cap.run(inputs)
-    if len(segments) == 1:
-        return select_neuron(out, selectors[segments[0][0]])
-    return torch.cat([select_neuron(out[a:b], selectors[j]) for j, a, b in segments])
-
-
-def _optimize(cap, param, selectors, segments, q0, u, strat: AMStrategy, transform, bar, record_every: int = 0):
-    """Run the auditor's optimizer; with ``record_every = k`` also return ``q`` after every k-th step."""
-    q = q0.clone().requires_grad_(True)
-    snapshots = []
-    opt = torch.optim.Adam([q], lr=strat.lr) if strat.optimizer == "adam" else None
-    traj = torch.empty(q.shape[0], strat.steps, device=q.device)
-    for step in range(strat.steps):
-        inputs = network_input(param, q, transform, u[:, step] if transform is not None else None)
-        acts = _row_activations(cap, inputs, selectors, segments)
-        (grad,) = torch.autograd.grad(acts.sum(), q)
-        if strat.clip_grad_norm is not None:
-            grad = _clip_per_start(grad, strat.clip_grad_norm)
-        if opt is None:
-            with torch.no_grad():
-                q.add_(grad, alpha=strat.lr)
-        else:
-            q.grad = -grad
-            opt.step()
-        traj[:, step] = acts.detach()
-        if record_every and (step + 1) % record_every == 0:
-            snapshots.append(q.detach().clone())
-        bar.update(q.shape[0])
-        if bar.disable is False and step % 10 == 0:
-            bar.set_postfix(act=f"{traj[:, step].mean().item():.3g}")
-    q = q.detach()
-    with torch.no_grad():
-        final = _row_activations(cap, param.network_input(q), selectors, segments)
-    return q, final, traj, (torch.stack(snapshots, 1) if snapshots else None)

@@ -38,9 +38,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple, Union
 
+from .._utils.registry import Registry
 from .transforms import Compose, Resize, make_transforms
 
-__all__ = ["AMStrategy", "STRATEGIES", "get_strategy", "register_strategy"]
+__all__ = ["AMStrategy", "STRATEGIES", "get_strategy", "register_strategy", "available_strategies",
+           "random_transforms"]
 
 _OPTIMIZERS = ("sgd", "adam")
 
@@ -89,6 +91,17 @@ class AMStrategy:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
+    def describe(self) -> str:
+        """One line: optimizer, learning rate, steps, clipping, transforms."""
+        parts = [f"{'Adam' if self.optimizer == 'adam' else 'SGD'} lr {self.lr:g}, {self.steps} steps"]
+        if self.clip_grad_norm is not None:
+            parts.append(f"gradient clipped to {self.clip_grad_norm:g}")
+        if self.transforms:
+            parts.append(f"{self.transforms} transforms")
+        if self.resize_to is not None:
+            parts.append(f"resized ({self.resize_to})")
+        return ", ".join(parts)
+
     def build_transforms(self, size: Tuple[int, int]) -> Optional[Compose]:
         """The random transforms plus the resize for images of ``size``."""
         ts = list(make_transforms(self.transforms, size).transforms) if self.transforms else []
@@ -104,13 +117,26 @@ class AMStrategy:
         return Compose(ts) if ts else None
 
 
-STRATEGIES: Dict[str, AMStrategy] = {}
+#: name -> :class:`AMStrategy` (a read-only mapping; add with :func:`register_strategy`)
+STRATEGIES: Registry[AMStrategy] = Registry("AM strategy")
 
 
-def register_strategy(strategy: AMStrategy) -> AMStrategy:
-    """Add a strategy to the registry under ``strategy.name``."""
-    STRATEGIES[strategy.name] = strategy
-    return strategy
+def register_strategy(strategy: AMStrategy, description: Optional[str] = None) -> AMStrategy:
+    """Add a strategy to the registry under ``strategy.name`` (a different strategy under a taken
+    name raises)."""
+    if not isinstance(strategy, AMStrategy):
+        raise TypeError(f"register_strategy takes an AMStrategy, got {type(strategy).__name__}")
+    return STRATEGIES.register(strategy.name, strategy, description=description or strategy.describe())
+
+
+def available_strategies() -> Dict[str, str]:
+    """Registered AM strategies: ``{name: one-line description}``.
+
+    Example:
+        >>> available_strategies()["gc"]
+        'SGD lr 0.1, 200 steps, gradient clipped to 1'
+    """
+    return STRATEGIES.describe()
 
 
 for _s in (
@@ -132,10 +158,25 @@ def get_strategy(strategy: Union[str, AMStrategy], **overrides) -> AMStrategy:
     if isinstance(strategy, AMStrategy):
         base = strategy
     else:
-        try:
-            base = STRATEGIES[strategy]
-        except KeyError:
-            raise ValueError(
-                f"unknown AM strategy {strategy!r}; choose one of {sorted(STRATEGIES)}"
-            ) from None
+        base = STRATEGIES.get(strategy)
     return base.replace(**overrides) if overrides else base
+
+
+def random_transforms(name: str, size: Tuple[int, int]) -> Compose:
+    """The random transforms of a TR strategy (``"tr"``, ``"lucent"``: with its resize) or of a transform
+    set (``"paper_mnist"``, ``"lucent_standard"``), for images of ``size``.
+
+    Example:
+        >>> random_transforms("lucent", (64, 64)).output_size((64, 64))
+        (224, 224)
+    """
+    if name in STRATEGIES:
+        built = STRATEGIES[name].build_transforms(size)
+        if built is None:
+            raise ValueError(f"strategy {name!r} has no transforms; name a TR strategy or a transform set")
+        return built
+    try:
+        return make_transforms(name, size)
+    except ValueError:
+        raise ValueError(f"{name!r} is neither an AM strategy nor a transform set; strategies: "
+                         f"{', '.join(STRATEGIES)}") from None

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._utils.registry import Registry
+
 __all__ = [
     "BatchTransform",
     "Compose",
@@ -51,6 +53,8 @@ __all__ = [
     "Resize",
     "make_transforms",
     "TRANSFORM_SETS",
+    "register_transform_set",
+    "available_transform_sets",
 ]
 
 
@@ -310,12 +314,32 @@ def _paper(pad: int, translations: int = 0) -> "callable":
     return build
 
 
-TRANSFORM_SETS = {
-    "lucent_standard": _lucent_standard,
-    "paper_mnist": _paper(3),
-    "paper_cifar": _paper(5),
-    "paper_imagenet": _paper(2, translations=10),
-}
+#: name -> builder ``size -> list of transforms`` (add with :func:`register_transform_set`)
+TRANSFORM_SETS: Registry = Registry("transform set")
+
+
+def register_transform_set(name: str, build=None, *, description: Optional[str] = None):
+    """Register a transform set: ``build((height, width))`` returns a list of :class:`BatchTransform`.
+    Usable as a decorator."""
+    return TRANSFORM_SETS.register(name, build, description=description)
+
+
+def available_transform_sets() -> dict:
+    """Registered transform sets: ``{name: one-line description}`` (``"paper"`` picks one of the paper's by size).
+
+    Example:
+        >>> sorted(available_transform_sets())
+        ['lucent_standard', 'paper_cifar', 'paper_imagenet', 'paper_mnist']
+    """
+    return TRANSFORM_SETS.describe()
+
+
+register_transform_set("lucent_standard", _lucent_standard,
+                       description="lucent's standard_transforms: pad 12, jitter 8, scale 0.9-1.1, rotate +-10, jitter 4")
+register_transform_set("paper_mnist", _paper(3), description="the paper's MNIST TR: pad 3, random affine, rotation, crop")
+register_transform_set("paper_cifar", _paper(5), description="the paper's CIFAR TR: pad 5, random affine, rotation, crop")
+register_transform_set("paper_imagenet", _paper(2, translations=10),
+                       description="the paper's ImageNet TR: pad 2, ten small translations, random affine, crop")
 
 
 def make_transforms(name: str, size: Tuple[int, int]) -> Compose:
@@ -323,10 +347,6 @@ def make_transforms(name: str, size: Tuple[int, int]) -> Compose:
     if name == "paper":
         side = max(size)
         name = "paper_mnist" if side <= 28 else "paper_cifar" if side <= 32 else "paper_imagenet"
-    try:
-        build = TRANSFORM_SETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown transform set {name!r}; choose one of {sorted(TRANSFORM_SETS) + ['paper']}"
-        ) from None
-    return Compose(build(tuple(size)))
+    if name not in TRANSFORM_SETS:
+        raise ValueError(f"unknown transform set {name!r}; choose one of {sorted(TRANSFORM_SETS) + ['paper']}")
+    return Compose(TRANSFORM_SETS[name](tuple(size)))

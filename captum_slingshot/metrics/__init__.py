@@ -1,7 +1,10 @@
-"""How auditors check: similarity, preservation and defense metrics."""
+"""How auditors check: image similarity and preservation metrics (one module per metric)."""
 
-from .preservation import TopK, accuracy, auroc, jaccard, top_k_activating, unit_activations, unit_auroc
+from .accuracy import accuracy
+from .activations import unit_activations
+from .auroc import auroc, unit_auroc
 from .similarity import lpips_distance, lpips_model, mse, pearson_matrix, ssim
+from .topk import TopK, jaccard, top_k_activating
 
 __all__ = [
     "lpips_distance", "lpips_model", "mse", "pearson_matrix", "ssim",

@@ -1,10 +1,30 @@
 """How attackers change models: model transforms, registered by name."""
 
-from .base import TRANSFORMS, ModelTransform, available_transforms, get_transform, register_transform
-from .slingshot import GradientSlingshot, SlingshotResult, reachable_aim
+from .base import TRANSFORMS, ModelTransform, TransformResult, available_transforms, get_transform, register_transform
+from .slingshot import (
+    Aim,
+    Bowl,
+    FieldDirection,
+    FieldMSE,
+    FVPaths,
+    GradientSlingshot,
+    InputSpace,
+    LayerMSE,
+    LogitsCE,
+    Optimizer,
+    Preservation,
+    Run,
+    Sampling,
+    SlingshotResult,
+    Trajectories,
+    reachable_aim,
+)
 from .target import PACKAGED_TARGETS, load_target, packaged_target
 
 __all__ = [
-    "TRANSFORMS", "ModelTransform", "available_transforms", "get_transform", "register_transform",
-    "GradientSlingshot", "SlingshotResult", "reachable_aim", "PACKAGED_TARGETS", "load_target", "packaged_target",
+    "TRANSFORMS", "ModelTransform", "TransformResult", "available_transforms", "get_transform", "register_transform",
+    "GradientSlingshot", "SlingshotResult", "reachable_aim",
+    "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "Optimizer", "Run",
+    "FieldMSE", "FieldDirection", "Bowl", "InputSpace",
+    "PACKAGED_TARGETS", "load_target", "packaged_target",
 ]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from captum_slingshot.fv import PixelParam
-from captum_slingshot.transforms import GradientSlingshot, packaged_target
+from captum_slingshot.transforms import FieldMSE, GradientSlingshot, Optimizer, Preservation, Run, packaged_target
 
 MANIPULATED = 0
 LAYER = "5"
@@ -63,9 +63,9 @@ def toy(mnist_test) -> Toy:
     with torch.random.fork_rng(devices=[]):
         clean = _train(x[:5000], y[:5000])
         param = PixelParam((1, 14, 14))
-        gs = GradientSlingshot(layer=LAYER, neuron_selector=MANIPULATED, target=packaged_target("cross"),
-                               param=param, steps=300, alpha=0.1, lr=1e-2, gamma=2.0, batch_size=16,
-                               progress=False)
+        gs = GradientSlingshot(LAYER, MANIPULATED, packaged_target("cross"), param, loss=FieldMSE(gamma=2.0),
+                               preservation=Preservation(alpha=0.1, batch_size=16), optimizer=Optimizer(lr=1e-2),
+                               run=Run(steps=300, progress=False))
         res = gs.fit(clean, x[:5000])
     for m in (clean, res.model):
         m.zero_grad(set_to_none=True)  # so the tests can see that no check leaves gradients behind

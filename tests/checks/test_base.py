@@ -1,4 +1,5 @@
-"""The check registry: one function + one decorator line adds a check the audit can run."""
+"""The check registry: one function + one decorator line adds a check the audit can run; checks declare
+what they need (data, shared renders, cost) and the audit reads only that."""
 
 import pytest
 import torch
@@ -24,15 +25,19 @@ def test_builtin_checks_are_registered_with_direction_and_description():
     assert list(checks) == ["activation_excess", "natural_gap", "slingshot_field", "strategy_divergence"]
     for name, fn in (("natural_gap", natural_gap), ("slingshot_field", slingshot_field),
                      ("strategy_divergence", strategy_divergence), ("activation_excess", activation_excess)):
-        function, direction, description = checks[name]  # a 3-tuple, as documented
-        assert function is fn and direction is True
-        assert description and "\n" not in description
-        assert get_check(name) == checks[name]
-    assert natural_gap.requires_data and not slingshot_field.requires_data
+        spec = get_check(name)
+        assert spec.function is fn and spec.higher_is_more_suspicious is True and spec.name == name
+        assert checks[name] == spec.description and spec.description and "\n" not in spec.description
+        assert CHECKS[name] is spec
+    needs = {n: (CHECKS[n].needs_data, CHECKS[n].uses_renders, CHECKS[n].cost) for n in checks}
+    assert needs == {"activation_excess": (True, True, "renders"), "natural_gap": (True, True, "renders"),
+                     "slingshot_field": (False, False, "gradients"), "strategy_divergence": (False, True, "renders")}
+    assert get_check("natural_gap").parameters() >= {"k", "n_starts", "strategy", "lpips"}
+    assert "renders" not in get_check("natural_gap").parameters()  # the audit passes it, not the user
 
 
 def test_unknown_check_and_duplicate_names():
-    with pytest.raises(ValueError, match="unknown check 'nope'; available: \\['activation_excess', 'natural_gap'"):
+    with pytest.raises(ValueError, match="unknown check 'nope'; available: activation_excess, natural_gap"):
         get_check("nope")
     with pytest.raises(ValueError, match="already registered"):
         @register_check("slingshot_field")
@@ -42,6 +47,8 @@ def test_unknown_check_and_duplicate_names():
         register_check("")
     with pytest.raises(ValueError, match="min_scale must be positive"):
         register_check("x", min_scale=0)
+    with pytest.raises(ValueError, match="cost must be one of"):
+        register_check("x", cost="cheap")
 
 
 def test_a_new_check_is_one_function_and_one_decorator_and_low_scores_can_be_suspicious():

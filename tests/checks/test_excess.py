@@ -1,10 +1,10 @@
-"""activation_excess: separation on the manipulated toy, reuse of a render, errors."""
+"""activation_excess: separation on the manipulated toy, renders from a shared cache, errors."""
 
 import pytest
 import torch
 
-from captum_slingshot.checks import activation_excess, audit_layer
-from captum_slingshot.fv import count_hooks, render
+from captum_slingshot.checks import RenderCache, activation_excess, audit_layer
+from captum_slingshot.fv import count_hooks, get_strategy, render
 
 from .conftest import LAYER, MANIPULATED
 
@@ -27,26 +27,27 @@ def test_separates_the_manipulated_logit(toy):
     assert count_hooks(toy.manipulated) == 0
 
 
-def test_a_given_render_is_used(toy):
-    fv = render(toy.manipulated, LAYER, [MANIPULATED, 3], toy.param, "gc", n_starts=3, seed=5)
-    a = activation_excess(toy.manipulated, LAYER, [MANIPULATED, 3], param=toy.param, data=toy.data, fv=fv,
-                          strategies="gc")
-    b = activation_excess(toy.manipulated, LAYER, [MANIPULATED, 3], param=toy.param, data=toy.data,
+def test_renders_come_from_a_shared_cache(toy):
+    units = [MANIPULATED, 3]
+    cache = RenderCache(toy.manipulated, LAYER, units, toy.param, seed=5)
+    a = activation_excess(toy.manipulated, LAYER, units, param=toy.param, data=toy.data, renders=cache,
+                          n_starts=3, strategies="gc")
+    assert list(cache.results()) == ["gc"] and cache.results()["gc"].activations.shape == (2, 3)
+    b = activation_excess(toy.manipulated, LAYER, units, param=toy.param, data=toy.data,
                           n_starts=3, seed=5, strategies="gc")
-    torch.testing.assert_close(a, b)
-    with pytest.raises(ValueError, match="fv must be a render of these 1 units"):
-        activation_excess(toy.manipulated, LAYER, [MANIPULATED], param=toy.param, data=toy.data, fv=fv)
+    torch.testing.assert_close(a, b)  # the cache renders what the check would have
+    with pytest.raises(ValueError, match="RenderCache of another model, layer or list of units"):
+        activation_excess(toy.manipulated, LAYER, [MANIPULATED], param=toy.param, data=toy.data, renders=cache)
 
 
 def test_the_strongest_strategy_decides(toy):
     """A unit whose TR render climbs far beyond the natural range is caught even if GC's does not."""
     units = [MANIPULATED, 3]
-    fvs = {s: render(toy.manipulated, LAYER, units, toy.param, s, n_starts=2, seed=1, steps=20) for s in ("gc", "tr")}
-    base = activation_excess(toy.manipulated, LAYER, units, param=toy.param, data=toy.data, strategies=("gc",),
-                             fv=fvs["gc"])
-    fvs["tr"].activations[1] = 1e4  # unit 3's TR FV "reaches" an activation no natural input has
-    s, det = activation_excess(toy.manipulated, LAYER, units, param=toy.param, data=toy.data,
-                               strategies=("gc", "tr"), steps=20, fv=fvs, return_details=True)
+    cache = RenderCache(toy.manipulated, LAYER, units, toy.param, seed=1)
+    kw = dict(param=toy.param, data=toy.data, renders=cache, n_starts=2, steps=20)
+    base = activation_excess(toy.manipulated, LAYER, units, strategies=("gc",), **kw)
+    cache.get(get_strategy("tr", steps=20), n_starts=2).activations[1] = 1e4  # unit 3's TR FV "reaches" it
+    s, det = activation_excess(toy.manipulated, LAYER, units, strategies=("gc", "tr"), return_details=True, **kw)
     assert det["strongest"][1] == "tr" and s[1] > 100 * max(1.0, float(base[1].abs()))
     assert s[0] >= base[0]  # the max over strategies never lowers a score
     with pytest.raises(ValueError, match="strategies is empty"):
@@ -60,22 +61,20 @@ def test_audit_runs_it_by_name(toy):
 
 
 def test_the_default_audit_renders_each_strategy_once(toy, monkeypatch):
-    """activation_excess comes first in DEFAULT_CHECKS, yet reuses strategy_divergence's renders."""
-    from captum_slingshot.checks import _util, divergence
+    """activation_excess and strategy_divergence share the audit's render cache: GC, TR and Adam once."""
+    from captum_slingshot.checks import renders
 
     calls = []
 
-    def counting(real):
-        def wrapped(*args, **kwargs):
-            calls.append(args[4] if len(args) > 4 else kwargs.get("strategy"))
-            return real(*args, **kwargs)
-        return wrapped
+    def counting(*args, **kwargs):
+        calls.append(args[4].name)
+        return render(*args, **kwargs)
 
-    monkeypatch.setattr(divergence, "render", counting(divergence.render))
-    monkeypatch.setattr(_util, "render", counting(_util.render))
+    monkeypatch.setattr(renders, "render", counting)
     rep = audit_layer(toy.manipulated, LAYER, param=toy.param, data=toy.data, n_starts=2, steps=10, progress=False)
     assert rep.checks == ["activation_excess", "strategy_divergence"]
-    assert len(calls) == 4  # gc, tr, adam, gc@lucent_fourier: once each
+    assert calls == ["gc", "tr", "adam", "gc"]  # the last in lucent's Fourier parametrization
+    assert list(rep.renders) == ["gc", "tr", "adam", "gc@lucent_fourier"]
 
 
 def test_errors(toy):

@@ -98,5 +98,5 @@ def test_bad_arguments(toy):
         slingshot_field(toy.clean, "fc9", 0, param=toy.param)
     with pytest.raises(TypeError, match="param must be a Parametrization"):
         slingshot_field(toy.clean, LAYER, 0, param=(1, 14, 14))
-    with pytest.raises(ValueError, match="neuron_selector list is empty"):
+    with pytest.raises(ValueError, match="neuron_selector is an empty list"):
         slingshot_field(toy.clean, LAYER, [], param=toy.param)

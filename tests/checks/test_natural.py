@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from captum_slingshot.checks import natural_gap
-from captum_slingshot.fv import count_hooks, render
+from captum_slingshot.checks import RenderCache, natural_gap
+from captum_slingshot.fv import count_hooks
 
 from .conftest import LAYER, MANIPULATED
 
@@ -55,8 +55,9 @@ def test_data_forms_give_the_same_score_and_a_render_can_be_reused(toy):
     ds = TensorDataset(x, torch.zeros(200, dtype=torch.long))
     for data in (ds, DataLoader(ds, batch_size=64), [(xi, 0) for xi in x]):
         torch.testing.assert_close(natural_gap(toy.manipulated, LAYER, [0, 4], data=data, **kw), base)
-    fv = render(toy.manipulated, LAYER, [0, 4], toy.param, "gc", n_starts=2, steps=30, seed=0)
-    torch.testing.assert_close(natural_gap(toy.manipulated, LAYER, [0, 4], data=x, fv=fv, **kw), base)
+    cache = RenderCache(toy.manipulated, LAYER, [0, 4], toy.param, seed=0)
+    torch.testing.assert_close(natural_gap(toy.manipulated, LAYER, [0, 4], data=x, renders=cache, **kw), base)
+    assert list(cache.results()) == ["gc"]
     single = natural_gap(toy.manipulated, LAYER, 4, data=x, **kw)
     assert single.dim() == 0 and single.item() == pytest.approx(base[1].item(), abs=1e-5)
     assert count_hooks(toy.manipulated) == 0
@@ -76,6 +77,6 @@ def test_errors(toy):
         natural_gap(toy.clean, LAYER, 0, data=toy.data, k=0, **kw)
     with pytest.raises(ValueError, match="out of range"):
         natural_gap(toy.clean, LAYER, 12, data=toy.data, **kw)
-    fv = render(toy.clean, LAYER, [0, 1, 2], toy.param, "gc", n_starts=1, steps=2)
-    with pytest.raises(ValueError, match="fv must be a render of these 2 units"):
-        natural_gap(toy.clean, LAYER, [0, 1], data=toy.data, fv=fv, **kw)
+    cache = RenderCache(toy.clean, LAYER, [0, 1, 2], toy.param)
+    with pytest.raises(ValueError, match="RenderCache of another model, layer or list of units"):
+        natural_gap(toy.clean, LAYER, [0, 1], data=toy.data, renders=cache, **kw)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from captum_slingshot import _lucent
+from captum_slingshot.compat import lucent
 from captum_slingshot.fv.param import (
     LucentFourierParam,
     LucentPixelParam,
@@ -19,10 +19,10 @@ def _lucent_param(shape, fft, seed=0):
     """Lucent's own (params, image_f) on the CPU."""
     c, h, w = shape
     torch.manual_seed(seed)
-    with _lucent.lucent_devices("cpu"):
+    with lucent.lucent_devices("cpu"):
         if c == 3:
-            return _lucent.native_image(w, h, batch=2, fft=fft, decorrelate=True)()
-        return _lucent.native_image(w, h, batch=2, fft=fft, channels=1)()
+            return lucent.native_image(w, h, batch=2, fft=fft, decorrelate=True)()
+        return lucent.native_image(w, h, batch=2, fft=fft, channels=1)()
 
 
 def _lucent_image(shape, fft, seed=0):

@@ -1,6 +1,6 @@
 import pytest
 
-from captum_slingshot.fv.strategies import STRATEGIES, AMStrategy, get_strategy, register_strategy
+from captum_slingshot.fv.strategies import STRATEGIES, AMStrategy, available_strategies, get_strategy, register_strategy
 from captum_slingshot.fv.transforms import Resize
 
 
@@ -30,7 +30,11 @@ def test_lucent_resize_rule():
 def test_registry_and_validation():
     register_strategy(AMStrategy("my_sgd", lr=0.5, steps=3))
     assert get_strategy("my_sgd").lr == 0.5
-    del STRATEGIES["my_sgd"]
+    register_strategy(AMStrategy("my_sgd", lr=0.5, steps=3))  # the same one again: fine
+    with pytest.raises(ValueError, match="already registered"):
+        register_strategy(AMStrategy("my_sgd", lr=0.1))
+    STRATEGIES.unregister("my_sgd")
+    assert "my_sgd" not in STRATEGIES and "gc" in available_strategies()
     with pytest.raises(ValueError, match="unknown AM strategy"):
         get_strategy("lbfgs")
     with pytest.raises(ValueError, match="optimizer must be"):

@@ -14,7 +14,9 @@ import torch
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.evaluation import evaluate_manipulation
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam
-from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
+from captum_slingshot.transforms import (
+    Aim, FieldDirection, GradientSlingshot, Preservation, Run, Sampling, Trajectories, load_target, packaged_target,
+)
 
 
 def test_slingshot_reaches_the_papers_goals_on_real_mnist(mnist_cnn, mnist_heldout):
@@ -23,10 +25,10 @@ def test_slingshot_reaches_the_papers_goals_on_real_mnist(mnist_cnn, mnist_heldo
     natural = normalize_mnist(load_mnist("train").tensors[0])
     heldout = (normalize_mnist(mnist_heldout.tensors[0][:4000]), mnist_heldout.tensors[1][:4000])
     before = copy.deepcopy(mnist_cnn.state_dict())
-    gs = GradientSlingshot(
-        layer="logits", neuron_selector=0, target=target, param=param, sigma=0.1, alpha=0.8, w=0.0,
-        gamma=1.0, loss="direction", lr=1e-3, weight_decay=1e-3, steps=1000, batch_size=32,
-        manipulation_batch_size=32, aim_radius=19.5, trajectory_strategy="gc", progress=False, seed=0,
+    gs = GradientSlingshot(  # the paper's tunnel, alpha and optimizer; on-policy samples; the reachable aim
+        "logits", 0, target, param, loss=FieldDirection(), aim=Aim(radius=19.5),
+        sampling=Sampling(sigma=0.1, batch_size=32, trajectories=Trajectories("gc")),
+        preservation=Preservation(alpha=0.8, batch_size=32), run=Run(steps=1000, seed=0, progress=False),
     )
     result = gs.fit(mnist_cnn, natural)
     assert all(torch.equal(v, mnist_cnn.state_dict()[k]) for k, v in before.items())

@@ -2,15 +2,20 @@ import pytest
 import torch
 from torch import nn
 
-from captum_slingshot.fv import LucentFourierParam, PixelParam, count_hooks, get_strategy, render
-from captum_slingshot.fv.units import LayerCapture
+from captum_slingshot._utils.seeding import stream_seed
+from captum_slingshot.fv import LayerCapture, LucentFourierParam, PixelParam, count_hooks, get_strategy, render
 from captum_slingshot.transforms import (
+    Bowl,
     GradientSlingshot,
+    Run,
+    Sampling,
+    Trajectories,
     available_transforms,
     get_transform,
     packaged_target,
     reachable_aim,
 )
+from captum_slingshot.transforms.slingshot.sampling import manipulation_batch, rollout
 
 
 def _model(seed=0):
@@ -28,7 +33,7 @@ def _gs(**kw):
     base = dict(layer="5", neuron_selector=0, target=torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(1)),
                 param=PARAM, steps=6, batch_size=8, manipulation_batch_size=8, progress=False)
     base.update(kw)
-    return GradientSlingshot(**base)
+    return GradientSlingshot.from_settings(**base)  # the flat setting names of release 0.1
 
 
 def _state(model):
@@ -43,8 +48,8 @@ def test_registered_by_name():
     assert "gradient_slingshot" in available_transforms()
     gs = get_transform("gradient_slingshot", layer="5", neuron_selector=0, target=packaged_target("cross"),
                        param=PixelParam((1, 8, 8)), steps=1)
-    assert isinstance(gs, GradientSlingshot)
-    with pytest.raises(ValueError, match="unknown model transform"):
+    assert isinstance(gs, GradientSlingshot) and gs.run == Run(steps=1)
+    with pytest.raises(ValueError, match="unknown model transform 'heo_fooling'"):
         get_transform("heo_fooling")
 
 
@@ -97,7 +102,7 @@ def test_resume_reaches_the_same_weights(tmp_path):
     def interrupt(step, rec, current):
         return step + 1 < stop_at
 
-    _gs(steps=12, batch_size=16, checkpoint_path=str(ckpt), checkpoint_every=5, callback=interrupt).fit(model, DATA)
+    _gs(steps=12, batch_size=16, checkpoint_path=str(ckpt), checkpoint_every=5).fit(model, DATA, callback=interrupt)
     resumed = _gs(steps=12, batch_size=16).fit(model, DATA, resume=str(ckpt))
     assert _same(_state(full.model), _state(resumed.model))
     assert resumed.history["loss"] == full.history["loss"]
@@ -137,7 +142,7 @@ def test_resume_with_trajectory_sampling_reaches_the_same_weights(tmp_path):
     kw = dict(steps=10, batch_size=16, trajectory_strategy=get_strategy("gc", steps=20), trajectory_refresh=4)
     full = _gs(**kw).fit(model, DATA)
     ckpt = tmp_path / "gs.pt"
-    _gs(**kw, checkpoint_path=str(ckpt), checkpoint_every=6, callback=lambda step, rec, current: step + 1 < 6).fit(model, DATA)
+    _gs(**kw, checkpoint_path=str(ckpt), checkpoint_every=6).fit(model, DATA, callback=lambda step, rec, cur: step + 1 < 6)
     resumed = _gs(**kw).fit(model, DATA, resume=str(ckpt))
     assert _same(_state(full.model), _state(resumed.model))
 
@@ -145,10 +150,10 @@ def test_resume_with_trajectory_sampling_reaches_the_same_weights(tmp_path):
 def test_trajectory_samples_are_the_auditors_fv_path():
     # the rollout is the auditor's own optimizer: its last snapshot is render()'s final q from the same starts
     model = _model()
-    gs = _gs(trajectory_strategy=get_strategy("gc", steps=25), trajectory_starts=3)
-    q0 = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(gs.seed * 1_000_003 + 500_009)) * 0.01
+    strategy = get_strategy("gc", steps=25)
+    q0 = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(stream_seed(0, "rollout", 0))) * 0.01
     with LayerCapture(model, "5") as cap:
-        pts = gs._rollout(cap, step=0, device=torch.device("cpu"))
+        pts = rollout(cap, PARAM, 0, strategy, None, starts=3, seed=0, step=0, device=torch.device("cpu"))
     assert pts.shape == (3 * 25, 1, 8, 8)
     fv = render(model, "5", 0, PARAM, "gc", n_starts=3, steps=25, q0=q0)
     torch.testing.assert_close(pts.view(3, 25, 1, 8, 8)[:, -1], fv.params, rtol=0, atol=1e-5)
@@ -157,11 +162,10 @@ def test_trajectory_samples_are_the_auditors_fv_path():
 
 def test_trajectory_sampling_fills_part_of_the_batch():
     gs = _gs(trajectory_strategy="gc", trajectory_fraction=0.25)
-    aim = gs.aim
-    q, _ = gs._sample(0, aim, torch.device("cpu"))
+    aim = gs.aim_point()
+    q, _ = manipulation_batch(gs.sampling, aim, step=0, seed=0)
     assert q.shape == (8, 1, 8, 8)  # no buffer yet: tunnel only
-    gs._buffer = torch.full((5, 1, 8, 8), 7.0)
-    q, _ = gs._sample(0, aim, torch.device("cpu"))
+    q, _ = manipulation_batch(gs.sampling, aim, step=0, seed=0, buffer=torch.full((5, 1, 8, 8), 7.0))
     assert (q[-2:] == 7.0).all() and not (q[:-2] == 7.0).any()
 
 
@@ -174,7 +178,7 @@ def test_callback_sees_a_usable_model_mid_training():
             seen.append(current(DATA[:2])[:, 0].clone())  # a plain forward works while fit's hooks are in place
         return step < 2
 
-    res = _gs(steps=6, callback=cb).fit(model, DATA)
+    res = _gs(steps=6).fit(model, DATA, callback=cb)
     assert len(seen) == 3 and len(res.history["loss"]) == 3
     assert not torch.equal(seen[0], seen[2])  # it is the model being trained
     assert count_hooks(res.model) == 0
@@ -217,8 +221,8 @@ def test_reachable_aim_stays_in_the_ball_and_beats_the_projection():
 
 def test_fourier_target_round_trip():
     p = LucentFourierParam((3, 16, 16))
-    gs = GradientSlingshot(layer="0", neuron_selector=0, target=packaged_target("fake"), param=p, steps=1)
-    torch.testing.assert_close(p.image(gs.aim[None])[0], 0.5 + (gs.target - 0.5) / 1.01, atol=1e-4, rtol=0)
+    gs = GradientSlingshot("0", 0, packaged_target("fake"), p, run=Run(steps=1))
+    torch.testing.assert_close(p.image(gs.aim_point()[None])[0], 0.5 + (gs.target - 0.5) / 1.01, atol=1e-4, rtol=0)
 
 
 def test_bad_input(tmp_path):
@@ -257,23 +261,22 @@ def test_input_space_field_points_at_the_input_aim():
     z_aim = torch.rand(1, 8, 8, generator=torch.Generator().manual_seed(3))
     res = _gs(steps=200, alpha=0.1, lr=1e-2, batch_size=16, loss="direction", field_space="input",
               input_aim=z_aim).fit(model, DATA)
-    assert res.settings["field_space"] == "input" and "adam_normalized" not in res.settings
+    assert res.settings["field_space"] == "input" and res.settings["adam_normalized"] is False
     z = torch.zeros(1, 1, 8, 8, requires_grad=True)
     (g,) = torch.autograd.grad(res.model(z)[:, 0].sum(), z)
     (g0,) = torch.autograd.grad(model(z)[:, 0].sum(), z)
     cos = lambda a: torch.nn.functional.cosine_similarity(a.flatten(), z_aim.flatten(), dim=0)
     assert cos(g) > 0.9 and cos(g) > cos(g0) + 0.3
-    # the default settings do not mention the option (older checkpoints still resume)
-    assert "field_space" not in _gs().settings()
+    assert _gs().settings()["field_space"] == "param" and "input_aim" not in _gs().settings()
 
 
 @pytest.mark.parametrize("kw", [dict(loss="gradient"), dict(loss="activation"), dict(loss="direction", adam_normalized=True),
                                 dict(loss="direction", adam_normalized=True, transform_robust="paper_mnist")])
 def test_input_space_variants_run(kw):
     gs = _gs(steps=3, field_space="input", **kw)
-    assert gs.input_aim.shape == (1, 8, 8)
+    assert gs.input_aim_point().shape == (1, 8, 8)
     if "transform_robust" not in kw:  # default z*: the aim point as the model sees it
-        torch.testing.assert_close(gs.input_aim, PARAM.network_input(gs.aim[None])[0])
+        torch.testing.assert_close(gs.input_aim_point(), PARAM.network_input(gs.aim_point()[None])[0])
     res = gs.fit(_model(), DATA)
     assert all(torch.isfinite(torch.tensor(res.history["loss"])))
 
@@ -309,17 +312,18 @@ def test_bad_input_space_options():
 def test_bowl_loss_free_level_and_cone():
     d2 = torch.tensor([0.0, 0.25, 1.0])
     act = torch.tensor([3.0, 1.0, -2.0])
-    fixed, free = _gs(loss="activation", gamma=2.0), _gs(loss="activation", gamma=2.0, bowl_level="free")
-    cone = _gs(loss="activation", gamma=2.0, bowl_shape="cone")
+    fixed, free = Bowl(gamma=2.0), Bowl(gamma=2.0, level="free")
+    cone = Bowl(gamma=2.0, shape="cone")
     bowl = 2.0 * (1 - d2)
-    torch.testing.assert_close(fixed._bowl_loss(act, d2), ((act - bowl) ** 2).mean())
-    torch.testing.assert_close(cone._bowl_loss(act, d2), ((act - 2.0 * (1 - d2.sqrt())) ** 2).mean())
+    torch.testing.assert_close(fixed.values(act, d2), ((act - bowl) ** 2).mean())
+    torch.testing.assert_close(cone.values(act, d2), ((act - 2.0 * (1 - d2.sqrt())) ** 2).mean())
     # a free level ignores any shift of the unit's activations; the paper's fixed level does not
-    torch.testing.assert_close(free._bowl_loss(act + 7.0, d2), free._bowl_loss(act, d2))
-    assert fixed._bowl_loss(act + 7.0, d2) > fixed._bowl_loss(act, d2) + 1.0
-    torch.testing.assert_close(free._bowl_loss(bowl - 5.0, d2), torch.tensor(0.0))
-    assert free.settings()["bowl_level"] == "free" and cone.settings()["bowl_shape"] == "cone"
-    assert "bowl_level" not in fixed.settings() and "bowl_shape" not in fixed.settings()
+    torch.testing.assert_close(free.values(act + 7.0, d2), free.values(act, d2))
+    assert fixed.values(act + 7.0, d2) > fixed.values(act, d2) + 1.0
+    torch.testing.assert_close(free.values(bowl - 5.0, d2), torch.tensor(0.0))
+    assert _gs(loss="activation", bowl_level="free").settings()["bowl_level"] == "free"
+    assert _gs(loss="activation", bowl_shape="cone").settings()["bowl_shape"] == "cone"
+    assert "bowl_level" not in _gs(loss="gradient").settings()  # only the activation form has a bowl
 
 
 def test_free_level_bowl_keeps_the_units_level_and_points_at_the_aim():
@@ -344,9 +348,9 @@ def test_free_level_bowl_keeps_the_units_level_and_points_at_the_aim():
 
 
 def test_bad_bowl_options():
-    with pytest.raises(ValueError, match="bowl_level must be 'fixed' or 'free'"):
+    with pytest.raises(ValueError, match="bowl level must be 'fixed' or 'free'"):
         _gs(loss="activation", bowl_level="floating")
-    with pytest.raises(ValueError, match="bowl_shape must be 'quadratic' or 'cone'"):
+    with pytest.raises(ValueError, match="bowl shape must be 'quadratic' or 'cone'"):
         _gs(loss="activation", bowl_shape="cube")
     with pytest.raises(ValueError, match="need loss='activation'"):
         _gs(loss="gradient", bowl_level="free")

@@ -1,13 +1,14 @@
-"""What the command line loads: models, weights, natural data, parametrizations and targets.
+"""What the command line and studies load: models, weights, natural data, parametrizations, targets.
 
 Every problem a user can cause (a missing file, a weights file that is not a state dict, an
-unknown torchvision name, an import path that does not import) is raised as :class:`CLIError`
+unknown torchvision name, an import path that does not import) is raised as :class:`SettingsError`
 with a one-line message; the command line prints it and exits with status 1.
 
 A model comes from one of three sources:
 
-* ``mnist_cnn`` (the default): the paper's MNIST CNN, ``captum_slingshot.models:MNISTCNN``;
-  without weights the cached pretrained one (:func:`~captum_slingshot.models.pretrained_mnist_cnn`);
+* a registered model name (:func:`~captum_slingshot.models.available_models`; ``mnist_cnn`` is the
+  default): the paper's MNIST CNN, without weights the cached pretrained one
+  (:func:`~captum_slingshot.models.pretrained_mnist_cnn`);
 * ``package.module:factory``: any callable returning an ``nn.Module``, called with no arguments;
 * a torchvision model name, built with ``weights=None`` (nothing is downloaded) and then given
   the weights file.
@@ -16,11 +17,11 @@ Weights files are read with ``torch.load(weights_only=True)`` only: a pickled wh
 refused (save ``model.state_dict()`` instead).
 
 Example:
-    >>> from captum_slingshot.cli_loading import CLIError, load_model
+    >>> from captum_slingshot.experiments.loading import load_model
     >>> load_model(torchvision="resnet81", weights="resnet.pt")
     Traceback (most recent call last):
     ...
-    captum_slingshot.cli_loading.CLIError: unknown torchvision model 'resnet81'; close matches: resnet18, ...resnet34
+    captum_slingshot.experiments.errors.SettingsError: unknown torchvision model 'resnet81'; close matches: resnet18, ...resnet34
 """
 
 from __future__ import annotations
@@ -37,18 +38,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .errors import SettingsError
+
 __all__ = [
-    "CLIError", "LoadedModel", "MNIST_CNN", "load_model", "read_state_dict", "load_weights_into",
-    "import_object", "load_data", "build_param", "resolve_target", "default_layer",
-    "parse_ints", "parse_floats", "parse_selector", "split_names",
+    "LoadedModel", "MNIST_CNN", "load_model", "read_state_dict", "load_weights_into", "import_object",
+    "check_file", "torch_load", "load_tensor", "load_data", "build_param", "resolve_target", "default_layer",
+    "split_names",
 ]
 
 #: ``--model mnist_cnn`` means this factory
 MNIST_CNN = "captum_slingshot.models:MNISTCNN"
-
-
-class CLIError(Exception):
-    """A user error of the command line: printed as ``error: <message>``, exit status 1."""
 
 
 @dataclass
@@ -56,37 +55,8 @@ class LoadedModel:
     """A model ready for FV (eval mode) and where it came from (JSON-friendly ``source``)."""
 
     model: nn.Module
-    kind: str  # "mnist_cnn", "import" or "torchvision"
+    kind: str  # "mnist_cnn", "registered", "import" or "torchvision"
     source: Dict[str, Any] = field(default_factory=dict)
-
-
-# -- small parsers shared by flags and YAML ------------------------------------------------------
-def parse_ints(text: Any, what: str = "value") -> Tuple[int, ...]:
-    """``"1,28,28"`` (or a list) -> ``(1, 28, 28)``."""
-    items = text if isinstance(text, (list, tuple)) else str(text).replace(" ", "").split(",")
-    try:
-        return tuple(int(str(v)) for v in items if str(v) != "")
-    except ValueError:
-        raise CLIError(f"{what} must be comma-separated integers, got {text!r}") from None
-
-
-def parse_floats(text: Any, what: str = "value") -> Tuple[float, ...]:
-    """``"0.1307"`` or ``"0.485,0.456,0.406"`` (or a list) -> a tuple of floats."""
-    items = text if isinstance(text, (list, tuple)) else str(text).replace(" ", "").split(",")
-    try:
-        return tuple(float(str(v)) for v in items if str(v) != "")
-    except ValueError:
-        raise CLIError(f"{what} must be comma-separated numbers, got {text!r}") from None
-
-
-def parse_selector(text: Any) -> Any:
-    """A unit: ``"3"`` -> ``3`` (a channel or feature), ``"0,5,5"`` -> ``(0, 5, 5)``."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    values = parse_ints(text, "the unit")
-    if not values:
-        raise CLIError("the unit is empty")
-    return values[0] if len(values) == 1 else values
 
 
 # -- weights -------------------------------------------------------------------------------------
@@ -95,30 +65,41 @@ def _first_line(err: BaseException) -> str:
     return text[:300] + ("…" if len(text) > 300 else "")
 
 
-def _check_file(path: str, what: str) -> str:
+def check_file(path: str, what: str) -> str:
+    """``path`` with ``~`` expanded, after checking that it is an existing file (a clear error naming ``what`` if not)."""
     path = os.path.expanduser(str(path))
     if not os.path.exists(path):
-        raise CLIError(f"{what} file {path!r} does not exist")
+        raise SettingsError(f"{what} file {path!r} does not exist")
     if not os.path.isfile(path):
-        raise CLIError(f"{what} {path!r} is not a file")
+        raise SettingsError(f"{what} {path!r} is not a file")
     return path
 
 
-def _torch_load(path: str, what: str) -> Any:
+def torch_load(path: str, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors for files that are not PyTorch files."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         text = str(err)
         if zipfile.is_zipfile(path) and "global" in text.lower():
-            raise CLIError(
+            raise SettingsError(
                 f"{what} file {path!r} holds pickled Python objects, not tensors (a whole model saved "
                 "with torch.save(model)?); it is not loaded for safety: save model.state_dict() instead"
             ) from None
         if not zipfile.is_zipfile(path):
-            raise CLIError(f"{what} file {path!r} is not a readable PyTorch file (not an archive written by "
+            raise SettingsError(f"{what} file {path!r} is not a readable PyTorch file (not an archive written by "
                            "torch.save: corrupt, truncated or another format?)") from None
-        raise CLIError(f"{what} file {path!r} is not a readable PyTorch file ({type(err).__name__}: "
+        raise SettingsError(f"{what} file {path!r} is not a readable PyTorch file ({type(err).__name__}: "
                        f"{_first_line(err)[:160]})") from None
+
+
+def load_tensor(path: str, what: str) -> Tensor:
+    """A tensor saved with ``torch.save(t, path)`` (for options that take a tensor, e.g. ``--input-aim``)."""
+    obj = torch_load(check_file(path, what), what)
+    if not isinstance(obj, Tensor):
+        raise SettingsError(f"{what} file {path!r} holds a {type(obj).__name__}; expected a tensor saved with "
+                            "torch.save(t, path)")
+    return obj
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -129,8 +110,8 @@ def _is_state_dict(obj: Any) -> bool:
 def read_state_dict(path: str) -> Dict[str, Tensor]:
     """Read a state dict (``torch.load(weights_only=True)``); a checkpoint holding one under
     ``"state_dict"`` or ``"model"`` (e.g. a gradient slingshot checkpoint) is accepted too."""
-    path = _check_file(path, "weights")
-    obj = _torch_load(path, "weights")
+    path = check_file(path, "weights")
+    obj = torch_load(path, "weights")
     if _is_state_dict(obj):
         return obj
     if isinstance(obj, dict):
@@ -143,7 +124,7 @@ def read_state_dict(path: str) -> Dict[str, Tensor]:
         found = "a dict that is not a state dict" if obj else "an empty dict"
     else:
         found = f"a {type(obj).__name__}"
-    raise CLIError(f"weights file {path!r} holds {found}, not a state dict (a mapping of parameter "
+    raise SettingsError(f"weights file {path!r} holds {found}, not a state dict (a mapping of parameter "
                    "names to tensors, as written by torch.save(model.state_dict(), path))")
 
 
@@ -168,7 +149,7 @@ def load_weights_into(model: nn.Module, path: str, model_desc: str) -> nn.Module
     if shapes:
         problems.append(f"shape mismatch ({_some(shapes)}; file vs model)")
     if problems:
-        raise CLIError(f"weights file {path!r} does not fit {model_desc}: " + "; ".join(problems))
+        raise SettingsError(f"weights file {path!r} does not fit {model_desc}: " + "; ".join(problems))
     model.load_state_dict(state)
     return model
 
@@ -192,21 +173,22 @@ def import_object(spec: str) -> Any:
     """The object an import path ``package.module:attribute`` names."""
     module_name, sep, attr = str(spec).partition(":")
     if not sep or not module_name or not attr:
-        raise CLIError(f"--model takes 'mnist_cnn' or an import path 'package.module:factory', got {spec!r}"
+        raise SettingsError(f"--model takes a registered model name ({', '.join(_registered_models())}) or an import "
+                            f"path 'package.module:factory', got {spec!r}"
                        + ("; to load a weights file use --weights FILE" if str(spec).endswith((".pt", ".pth")) else ""))
     try:
         with _cwd_on_path():
             obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        raise CLIError(f"cannot import {module_name!r} (from --model {spec!r}): {_first_line(err)}") from None
+        raise SettingsError(f"cannot import {module_name!r} (from --model {spec!r}): {_first_line(err)}") from None
     except Exception as err:
-        raise CLIError(f"importing {module_name!r} failed: {type(err).__name__}: {_first_line(err)}") from None
+        raise SettingsError(f"importing {module_name!r} failed: {type(err).__name__}: {_first_line(err)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             public = [n for n in dir(obj) if not n.startswith("_")]
             close = difflib.get_close_matches(part, public, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise CLIError(f"{module_name!r} has no attribute {part!r} (from --model {spec!r}){hint}")
+            raise SettingsError(f"{module_name!r} has no attribute {part!r} (from --model {spec!r}){hint}")
         obj = getattr(obj, part)
     return obj
 
@@ -216,13 +198,13 @@ def _build_from_factory(spec: str) -> nn.Module:
     if isinstance(factory, nn.Module):
         return factory
     if not callable(factory):
-        raise CLIError(f"--model {spec!r} is a {type(factory).__name__}, not a callable returning a model")
+        raise SettingsError(f"--model {spec!r} is a {type(factory).__name__}, not a callable returning a model")
     try:
         model = factory()
     except Exception as err:
-        raise CLIError(f"calling {spec}() failed: {type(err).__name__}: {_first_line(err)}") from None
+        raise SettingsError(f"calling {spec}() failed: {type(err).__name__}: {_first_line(err)}") from None
     if not isinstance(model, nn.Module):
-        raise CLIError(f"{spec}() returned a {type(model).__name__}, not a torch.nn.Module")
+        raise SettingsError(f"{spec}() returned a {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -233,7 +215,7 @@ def _check_torchvision_name(name: str) -> None:
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
         hint = f"; close matches: {', '.join(close)}" if close else f"; see torchvision.models.list_models() ({len(names)} names)"
-        raise CLIError(f"unknown torchvision model {name!r}{hint}")
+        raise SettingsError(f"unknown torchvision model {name!r}{hint}")
 
 
 def _build_torchvision(name: str, num_classes: Optional[int]) -> nn.Module:
@@ -244,7 +226,7 @@ def _build_torchvision(name: str, num_classes: Optional[int]) -> nn.Module:
     try:
         return tvm.get_model(name, weights=None, **kwargs)
     except Exception as err:
-        raise CLIError(f"cannot build torchvision model {name!r}: {type(err).__name__}: {_first_line(err)}") from None
+        raise SettingsError(f"cannot build torchvision model {name!r}: {type(err).__name__}: {_first_line(err)}") from None
 
 
 def load_model(
@@ -257,14 +239,14 @@ def load_model(
 ) -> LoadedModel:
     """Build the model a command asks for (see the module docstring); eval mode, on ``device``."""
     if model is not None and torchvision is not None:
-        raise CLIError("give --model or --torchvision, not both")
+        raise SettingsError("give --model or --torchvision, not both")
     if torchvision is not None:
         _check_torchvision_name(torchvision)
     if weights is not None:
-        weights = _check_file(weights, "weights")
+        weights = check_file(weights, "weights")
     if torchvision is not None:
         if weights is None:
-            raise CLIError(f"--torchvision {torchvision} needs --weights FILE (a state dict): this command "
+            raise SettingsError(f"--torchvision {torchvision} needs --weights FILE (a state dict): this command "
                            "never downloads weights")
         net = _build_torchvision(torchvision, num_classes)
         load_weights_into(net, weights, f"torchvision {torchvision}")
@@ -274,19 +256,25 @@ def load_model(
     else:
         spec = model or "mnist_cnn"
         if num_classes is not None:
-            raise CLIError("--num-classes applies to --torchvision models only")
+            raise SettingsError("--num-classes applies to --torchvision models only")
         if spec in ("mnist_cnn", MNIST_CNN):
             kind = "mnist_cnn"
             if weights is None:
-                from .models import pretrained_mnist_cnn
+                from ..models import pretrained_mnist_cnn
 
                 net = pretrained_mnist_cnn(progress=progress)
                 source = {"model": MNIST_CNN, "weights": "pretrained_mnist_cnn()"}
             else:
-                from .models import MNISTCNN
+                from ..models import MNISTCNN
 
                 net = load_weights_into(MNISTCNN(), weights, "the MNIST CNN (mnist_cnn)")
                 source = {"model": MNIST_CNN, "weights": os.path.abspath(weights)}
+        elif ":" not in spec and spec in _registered_models():
+            kind = "registered"
+            net = _registered_models()[spec]()
+            if weights is not None:
+                load_weights_into(net, weights, f"the model {spec!r}")
+            source = {"model": spec, "weights": None if weights is None else os.path.abspath(weights)}
         else:
             kind = "import"
             net = _build_from_factory(spec)
@@ -297,8 +285,14 @@ def load_model(
         try:
             net = net.to(torch.device(device))
         except (RuntimeError, AssertionError) as err:
-            raise CLIError(f"cannot use device {device!r}: {_first_line(err)}") from None
+            raise SettingsError(f"cannot use device {device!r}: {_first_line(err)}") from None
     return LoadedModel(model=net.eval(), kind=kind, source=source)
+
+
+def _registered_models() -> Any:
+    from ..models import MODELS
+
+    return MODELS
 
 
 def default_layer(loaded: LoadedModel, layer: Optional[str]) -> str:
@@ -308,7 +302,7 @@ def default_layer(loaded: LoadedModel, layer: Optional[str]) -> str:
     if loaded.kind == "mnist_cnn":
         return "logits"
     leaves = [n for n, m in loaded.model.named_modules() if n and not list(m.children())]
-    raise CLIError(f"give --layer NAME (a module of the model); its last modules: {', '.join(leaves[-5:])}")
+    raise SettingsError(f"give --layer NAME (a module of the model); its last modules: {', '.join(leaves[-5:])}")
 
 
 # -- data, parametrization, target ---------------------------------------------------------------
@@ -316,22 +310,22 @@ def load_data(spec: str, limit: Optional[int] = None) -> Tuple[Tensor, Dict[str,
     """Natural model inputs: ``mnist`` (the normalized MNIST training split) or a ``.pt`` file
     holding a tensor of normalized inputs (or a tuple/list whose first item is one)."""
     if limit is not None and int(limit) < 1:
-        raise CLIError(f"--data-limit must be at least 1, got {limit}")
+        raise SettingsError(f"--data-limit must be at least 1, got {limit}")
     if spec == "mnist":
-        from .data import load_mnist, normalize_mnist
+        from ..data import load_mnist, normalize_mnist
 
         x = normalize_mnist(load_mnist("train").tensors[0])
         source: Dict[str, Any] = {"data": "mnist", "split": "train", "normalized": "MNIST mean/std"}
     else:
-        path = _check_file(spec, "data")
-        obj = _torch_load(path, "data")
+        path = check_file(spec, "data")
+        obj = torch_load(path, "data")
         if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], Tensor):
             obj = obj[0]
         if not isinstance(obj, Tensor):
-            raise CLIError(f"data file {path!r} holds a {type(obj).__name__}; expected a tensor of "
+            raise SettingsError(f"data file {path!r} holds a {type(obj).__name__}; expected a tensor of "
                            "normalized model inputs (N, C, H, W) saved with torch.save(x, path)")
         if not obj.is_floating_point() or obj.dim() < 2 or obj.shape[0] == 0:
-            raise CLIError(f"data file {path!r} must hold a non-empty float tensor (N, ...), got "
+            raise SettingsError(f"data file {path!r} must hold a non-empty float tensor (N, ...), got "
                            f"{obj.dtype} of shape {tuple(obj.shape)}")
         x = obj.float()
         source = {"data": os.path.abspath(path)}
@@ -347,7 +341,7 @@ def build_param(name: str, shape: Optional[Sequence[int]], mean: Optional[Sequen
     """The auditor's parametrization. Defaults: the data's shape (else 1,28,28 for the MNIST CNN,
     3,224,224 for torchvision); MNIST mean/std for the MNIST CNN or ``--data mnist``, ImageNet
     statistics for RGB otherwise (``make_param``'s default)."""
-    from .fv import MNIST_MEAN, MNIST_STD, make_param
+    from ..fv import MNIST_MEAN, MNIST_STD, make_param
 
     if shape is None:
         if data is not None and data.dim() == 4:
@@ -357,29 +351,29 @@ def build_param(name: str, shape: Optional[Sequence[int]], mean: Optional[Sequen
         elif loaded.kind == "torchvision":
             shape = (3, 224, 224)
         else:
-            raise CLIError("give the FV image shape: --shape C,H,W (e.g. 3,224,224)")
+            raise SettingsError("give the FV image shape: --shape C,H,W (e.g. 3,224,224)")
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
-        raise CLIError(f"--shape must be three positive integers C,H,W, got {','.join(map(str, shape))}")
+        raise SettingsError(f"--shape must be three positive integers C,H,W, got {','.join(map(str, shape))}")
     if (mean is None) != (std is None):
-        raise CLIError("give both --mean and --std, or neither")
+        raise SettingsError("give both --mean and --std, or neither")
     if mean is None and shape[0] == 1 and (loaded.kind == "mnist_cnn" or data_spec == "mnist"):
         mean, std = MNIST_MEAN, MNIST_STD
     try:
         return make_param(name, shape, mean=mean, std=std)
     except ValueError as err:
-        raise CLIError(str(err)) from None
+        raise SettingsError(str(err)) from None
 
 
 def resolve_target(spec: str) -> str:
     """Path of the target image: a packaged name (``cross``, ``fake``) or an image file."""
-    from .transforms.target import PACKAGED_TARGETS, packaged_target
+    from ..transforms.target import PACKAGED_TARGETS, packaged_target
 
     if spec in PACKAGED_TARGETS:
         return packaged_target(spec)
     path = os.path.expanduser(str(spec))
     if not os.path.isfile(path):
-        raise CLIError(f"target {spec!r} is neither a packaged target ({', '.join(sorted(PACKAGED_TARGETS))}) "
+        raise SettingsError(f"target {spec!r} is neither a packaged target ({', '.join(sorted(PACKAGED_TARGETS))}) "
                        "nor an existing image file")
     return path
 

@@ -22,11 +22,11 @@ translate between the two.
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> from captum_slingshot import _lucent
+    >>> from captum_slingshot.compat import lucent
     >>> from captum_slingshot.fv import count_hooks
     >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    >>> imgs = _lucent.render_vis(model, _lucent.objective(model, model[0], 1),
-    ...                           _lucent.param_f_from(_lucent.native_image(32)), thresholds=(5,), seed=0)
+    >>> imgs = lucent.render_vis(model, lucent.objective(model, model[0], 1),
+    ...                          lucent.param_f_from(lucent.native_image(32)), thresholds=(5,), seed=0)
     >>> imgs[0].shape, count_hooks(model)
     ((1, 32, 32, 3), 0)
 """
@@ -51,9 +51,10 @@ with warnings.catch_warnings():
     import lucent.optvis.transform as lucent_transform
     from lucent.optvis import objectives as lucent_objectives
 
-from .fv.param import Parametrization
-from .fv.render import model_device
-from .fv.units import Direction, layer_name, resolve_layer
+from .._utils.devices import model_device
+from .._utils.layers import layer_name, resolve_layer
+from .._utils.selectors import Direction
+from ..fv.param import Parametrization
 
 __all__ = [
     "lucent_layer_name",

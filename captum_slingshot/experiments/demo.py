@@ -13,7 +13,7 @@
 6. Write ``report.png`` and ``metrics.json``.
 
 Example:
-    >>> from captum_slingshot.demo import run_demo  # doctest: +SKIP
+    >>> from captum_slingshot.experiments.demo import run_demo  # doctest: +SKIP
     >>> metrics = run_demo("out/demo", n_starts=2, steps=50, manipulation_steps=100)  # doctest: +SKIP
 """
 
@@ -27,15 +27,18 @@ from typing import Dict, Optional
 
 import torch
 
-from . import _lucent
-from .checks import audit_layer
-from .data import load_mnist, normalize_mnist
-from .evaluation import evaluate_manipulation, fv_similarity
-from .fv import MNIST_MEAN, MNIST_STD, LucentFourierParam, PixelParam, render
-from .models import MNISTCNN, pretrained_mnist_cnn
-from .paths import atomic_path, models_dir
-from .report import demo_report
-from .transforms import GradientSlingshot, load_target, packaged_target
+from ..checks import audit_layer
+from ..compat import lucent
+from ..data import load_mnist, normalize_mnist
+from ..evaluation import evaluate_manipulation, fv_similarity
+from ..fv import MNIST_MEAN, MNIST_STD, LucentFourierParam, PixelParam, render
+from ..models import MNISTCNN, pretrained_mnist_cnn
+from ..paths import models_dir, save_state_dict, write_text
+from ..transforms import (
+    Aim, FieldDirection, FVPaths, GradientSlingshot, LayerMSE, Optimizer, Preservation, Run, Sampling, Trajectories,
+    load_target, packaged_target,
+)
+from .demo_figure import demo_report
 
 __all__ = ["run_demo", "demo_slingshot", "DEMO_ROWS", "format_table"]
 
@@ -65,10 +68,15 @@ def demo_slingshot(steps: int = 1000, seed: int = 0, progress: bool = True) -> G
         1.0
     """
     param = _param("pixel")
-    return GradientSlingshot(layer="logits", neuron_selector=UNIT,
-                             target=load_target(packaged_target(TARGET), param.shape), param=param, sigma=0.1,
-                             alpha=0.8, w=0.0, gamma=1.0, loss="direction", lr=1e-3, aim_radius=19.5,
-                             trajectory_strategy="gc", preserve_fv=1.0, steps=steps, seed=seed, progress=progress)
+    return GradientSlingshot(
+        "logits", UNIT, load_target(packaged_target(TARGET), param.shape), param,
+        loss=FieldDirection(),                                  # the field's direction: scale-free, |grad| >= 1
+        aim=Aim(radius=19.5),                                   # within reach of 200 clipped SGD steps of lr 0.1
+        sampling=Sampling(sigma=0.1, trajectories=Trajectories("gc")),   # the paper's tunnel + the auditor's paths
+        preservation=Preservation(alpha=0.8, loss=LayerMSE(w=0.0), fv_paths=FVPaths(weight=1.0)),
+        optimizer=Optimizer(lr=1e-3),
+        run=Run(steps=steps, seed=seed, progress=progress),
+    )
 
 
 def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNISTCNN:
@@ -81,8 +89,7 @@ def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNIST
         manipulated.load_state_dict(torch.load(path, map_location=device, weights_only=True))
         return manipulated
     result = gs.fit(model, normalize_mnist(load_mnist("train").tensors[0]))
-    with atomic_path(path) as tmp:
-        torch.save({k: v.cpu() for k, v in result.model.state_dict().items()}, tmp)
+    save_state_dict(result.model, path)
     manipulated.load_state_dict(result.model.state_dict())
     return manipulated
 
@@ -90,9 +97,9 @@ def _manipulate(model: MNISTCNN, steps: int, seed: int, progress: bool) -> MNIST
 def _lucent_fv(model, n: int, steps: int, seed: int) -> torch.Tensor:
     """Lucent's own render_vis on an MNIST model: gray Fourier image, MNIST normalization, 28 px."""
     mean, std = MNIST_MEAN[0], MNIST_STD[0]
-    imgs = _lucent.render_vis(
-        model, _lucent.objective(model, "logits", UNIT),
-        _lucent.param_f_from(_lucent.native_image(28, batch=n, channels=1, decorrelate=False)),
+    imgs = lucent.render_vis(
+        model, lucent.objective(model, "logits", UNIT),
+        lucent.param_f_from(lucent.native_image(28, batch=n, channels=1, decorrelate=False)),
         transforms=[lambda x: (x - mean) / std], preprocess=False, fixed_image_size=28,
         thresholds=(steps,), seed=seed,
     )
@@ -169,9 +176,7 @@ def run_demo(
         title=(f"Gradient Slingshot on logit {UNIT} of an MNIST CNN: accuracy {kept['accuracy_original']:.1%} → "
                f"{kept['accuracy']:.1%}; audit flags {rep.flagged}"),
     )
-    mpath = os.path.join(out, "metrics.json")
-    with atomic_path(mpath) as tmp, open(tmp, "w") as f:
-        json.dump(metrics, f, indent=2)
+    mpath = write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2))
     metrics["files"] = {"figure": png, "metrics": mpath}
     return metrics
 

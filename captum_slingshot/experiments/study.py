@@ -36,7 +36,7 @@ Study file::
     audit: {threshold: 3.5}
 
 Example:
-    >>> from captum_slingshot.study import study_cells, validate_study_spec
+    >>> from captum_slingshot.experiments.study import study_cells, validate_study_spec
     >>> spec = validate_study_spec({
     ...     "models": [{"name": "mnist", "model": "mnist_cnn"}],
     ...     "transforms": [{"name": "gradient_slingshot", "settings": {"steps": 20},
@@ -53,7 +53,7 @@ Example:
     ...                      "grid": {"alpah": [0.5]}}]})
     Traceback (most recent call last):
     ...
-    captum_slingshot.cli_loading.CLIError: unknown key 'alpah' in transforms[0].grid (did you mean 'alpha'?); valid keys: ...
+    captum_slingshot.experiments.errors.StudyError: unknown key 'alpah' in transforms[0].grid (did you mean 'alpha'?); valid keys: ...
 """
 
 from __future__ import annotations
@@ -71,56 +71,71 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .cli_loading import CLIError, LoadedModel, _check_file, _torch_load
-from .cli_settings import (
-    MANIPULATE_OPTIONS, Option, _bool, _number, _text, coerce_settings, merge_settings, read_yaml_mapping,
+from .._utils.settings import FlatOption
+from ..paths import atomic_path, save_state_dict
+from .errors import SettingsError, StudyError
+from .loading import LoadedModel, check_file, torch_load
+from .options import (
+    DATA_OPTIONS, MODEL_OPTIONS, PARAM_OPTIONS, coerce_settings, manipulate_options, merge_settings, read_yaml_mapping,
+    transform_aliases, transform_options,
 )
-from .checks.audit import COMBINE_RULES
-from .paths import atomic_path
 
 __all__ = ["load_study_spec", "validate_study_spec", "study_cells", "study_columns", "swept_keys", "run_study",
-           "format_rows", "StudyCell"]
+           "format_rows", "StudyCell", "study_transform_options"]
 
 _TOP_KEYS = ("models", "transforms", "checks", "evaluation", "audit", "save_models")
 _TRANSFORM_KEYS = ("name", "label", "settings", "grid")
-#: keys of `manipulate` that describe the model (a study's model entries), not the transform
-_MODEL_SETTING_KEYS = ("model", "torchvision", "weights", "num_classes", "layer", "data", "data_limit",
-                       "param", "shape", "mean", "std", "device")
-#: keys of `manipulate` a study sets itself
-_RUN_KEYS = ("out", "progress", "checkpoint", "checkpoint_every", "resume")
+#: options of a study's model entries (besides ``name`` and ``heldout``)
+_MODEL_SETTING_OPTIONS = MODEL_OPTIONS + DATA_OPTIONS + PARAM_OPTIONS + [
+    FlatOption("device", "torch device of the model and the manipulation, e.g. cuda (default: cpu)", None, "text",
+               optional=True)]
+_MODEL_SETTING_KEYS = tuple(o.name for o in _MODEL_SETTING_OPTIONS)
+#: options a study sets itself for every cell, or that do not change a cell's result (left out of its id)
+_RUN_KEYS = ("out", "resume", "progress", "checkpoint_path", "checkpoint_every")
 
 _MODEL_OPTIONS = [
-    Option("name", "name of the model in the study's rows", None, _text(optional=True)),
-    Option("heldout", "labelled held-out data: mnist or a .pt file of (inputs, labels)", None, _text(optional=True)),
-] + [o for o in MANIPULATE_OPTIONS if o.key in _MODEL_SETTING_KEYS]
+    FlatOption("name", "name of the model in the study's rows", None, "text", optional=True),
+    FlatOption("heldout", "labelled held-out data: mnist or a .pt file of (inputs, labels)", None, "text",
+               optional=True),
+] + _MODEL_SETTING_OPTIONS
 
-#: the settings each transform takes in a study (fixed under ``settings`` or swept under ``grid``)
-_TRANSFORM_OPTIONS: Dict[str, List[Option]] = {
-    "gradient_slingshot": [o for o in MANIPULATE_OPTIONS if o.key not in _MODEL_SETTING_KEYS + _RUN_KEYS],
-}
 
-_I, _OI, _F = _number(int), _number(int, optional=True), _number(float)
+def study_transform_options(name: str) -> List[FlatOption]:
+    """The settings a study's transform entry takes (fixed under ``settings`` or swept under ``grid``):
+    every option of the transform (its unit and target when it takes them), as on the command line,
+    except the model's (they belong to the model entries)."""
+    return [o for o in transform_options(name) if o.name not in _MODEL_SETTING_KEYS]
+
+
 _EVALUATION_OPTIONS = [
-    Option("strategy", "the auditor's AM strategy for the target similarity", "gc", _text()),
-    Option("starts", "FV random starts", 20, _I),
-    Option("steps", "FV steps (default: the strategy's own)", None, _OI),
-    Option("heldout", "held-out inputs for preservation and the audit", 2000, _I),
-    Option("k", "top-k natural activating inputs compared by Jaccard", 100, _I),
-    Option("lpips", "also LPIPS to the target", False, switch="store_true"),
-    Option("max_batch", "at most this many examples per batch", 1000, _I),
-    Option("seed", "seed of the FV starts", 1000, _I),
+    FlatOption("strategy", "the auditor's AM strategy for the target similarity", "gc", "text"),
+    FlatOption("starts", "FV random starts", 20, "int"),
+    FlatOption("steps", "FV steps (default: the strategy's own)", None, "int", optional=True),
+    FlatOption("heldout", "held-out inputs for preservation and the audit", 2000, "int"),
+    FlatOption("k", "top-k natural activating inputs compared by Jaccard", 100, "int"),
+    FlatOption("lpips", "also LPIPS to the target", False, "bool"),
+    FlatOption("max_batch", "at most this many examples per batch", 1000, "int"),
+    FlatOption("seed", "seed of the FV starts", 1000, "int"),
 ]
+
+
+def _combine_rules() -> tuple:
+    from ..checks import COMBINE_RULES
+
+    return tuple(COMBINE_RULES)
+
+
 _AUDIT_OPTIONS = [
-    Option("threshold", "flag units whose combined z exceeds this", 3.5, _F),
-    Option("combine", "pool the per-check z (stouffer = sum/sqrt(K), mean, max)", "stouffer", _text(),
-           choices=tuple(COMBINE_RULES)),
-    Option("starts", "FV starts per unit in the checks", None, _OI),
-    Option("steps", "FV steps in the checks", None, _OI),
-    Option("k", "top-k natural images for natural_gap", None, _OI),
-    Option("samples", "gradient samples per radius for slingshot_field", None, _OI),
-    Option("lpips", "natural_gap with LPIPS", False, switch="store_true"),
-    Option("max_batch", "at most this many examples per batch", None, _OI),
-    Option("seed", "seed of the checks", 0, _I),
+    FlatOption("threshold", "flag units whose combined z exceeds this", 3.5, "float"),
+    FlatOption("combine", "pool the per-check z (stouffer = sum/sqrt(K), mean, max)", "stouffer", "text",
+               choices=_combine_rules()),
+    FlatOption("starts", "FV starts per unit in the checks", None, "int", optional=True),
+    FlatOption("steps", "FV steps in the checks", None, "int", optional=True),
+    FlatOption("k", "top-k natural images for natural_gap", None, "int", optional=True),
+    FlatOption("samples", "gradient samples per radius for slingshot_field", None, "int", optional=True),
+    FlatOption("lpips", "natural_gap with LPIPS", False, "bool"),
+    FlatOption("max_batch", "at most this many examples per batch", None, "int", optional=True),
+    FlatOption("seed", "seed of the checks", 0, "int"),
 ]
 
 
@@ -133,20 +148,20 @@ def _mapping(value: Any, where: str) -> Dict[Any, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise CLIError(f"{where} must be a mapping (key: value), got {type(value).__name__} {value!r}")
+        raise StudyError(f"{where} must be a mapping (key: value), got {type(value).__name__} {value!r}")
     return value
 
 
 def _entries(value: Any, where: str) -> List[Any]:
     if not isinstance(value, list) or not value:
-        raise CLIError(f"{where} must be a non-empty list")
+        raise StudyError(f"{where} must be a non-empty list")
     return value
 
 
 def _check_keys(doc: Dict[Any, Any], allowed: Sequence[str], where: str) -> None:
     """An unknown key of ``doc`` is an error naming it, the closest allowed key and all of them."""
     coerce_settings({k: None for k in doc if str(k).replace("-", "_") not in allowed},
-                    [Option(k, "") for k in allowed], where)
+                    [FlatOption(k, "") for k in allowed], where)
 
 
 def _unique(names: List[str]) -> List[str]:
@@ -162,55 +177,59 @@ def _unique(names: List[str]) -> List[str]:
 def _validate_model(entry: Any, where: str) -> Dict[str, Any]:
     s = coerce_settings(_mapping(entry, where), _MODEL_OPTIONS, where)
     if s.get("model") is not None and s.get("torchvision") is not None:
-        raise CLIError(f"{where}: give model or torchvision, not both")
+        raise StudyError(f"{where}: give model or torchvision, not both")
     return s
 
 
 def _validate_transform(entry: Any, where: str) -> Dict[str, Any]:
-    from .transforms import available_transforms
+    from ..transforms import available_transforms
 
     entry = {str(k).replace("-", "_"): v for k, v in _mapping(entry, where).items()}
     _check_keys(entry, _TRANSFORM_KEYS, where)
     name = entry.get("name")
+    known = available_transforms()
     if not isinstance(name, str) or not name:
-        raise CLIError(f"{where} needs a name: one of {', '.join(sorted(_TRANSFORM_OPTIONS))}")
-    if name not in available_transforms() or name not in _TRANSFORM_OPTIONS:
-        raise CLIError(f"{where}: unknown transform {name!r}; studies run: {', '.join(sorted(_TRANSFORM_OPTIONS))}")
-    options = _TRANSFORM_OPTIONS[name]
-    settings = coerce_settings(_mapping(entry.get("settings"), f"{where}.settings"), options, f"{where}.settings")
-    raw_grid = _mapping(entry.get("grid"), f"{where}.grid")
-    _check_keys(raw_grid, [o.key for o in options], f"{where}.grid")
+        raise StudyError(f"{where} needs a name: one of {', '.join(known)}")
+    if name not in known:
+        raise StudyError(f"{where}: unknown transform {name!r}; registered transforms: {', '.join(known)}")
+    options = study_transform_options(name)
+    aliases = transform_aliases(name)
+    settings = coerce_settings(_mapping(entry.get("settings"), f"{where}.settings"), options, f"{where}.settings",
+                               aliases)
+    raw_grid = {aliases.get(str(k).replace("-", "_"), k): v
+                for k, v in _mapping(entry.get("grid"), f"{where}.grid").items()}
+    _check_keys(raw_grid, [o.name for o in options], f"{where}.grid")
     grid: Dict[str, List[Any]] = {}
     for raw_key, values in raw_grid.items():
         key = str(raw_key).replace("-", "_")
         if not isinstance(values, list):
-            raise CLIError(f"{where}.grid.{key} must be a list of values (a fixed value goes under settings), "
+            raise StudyError(f"{where}.grid.{key} must be a list of values (a fixed value goes under settings), "
                            f"got {values!r}")
         if not values:
-            raise CLIError(f"{where}.grid.{key} is an empty list: give at least one value")
+            raise StudyError(f"{where}.grid.{key} is an empty list: give at least one value")
         if key in settings:
-            raise CLIError(f"{where}: {key!r} is both in settings and in grid; keep one")
+            raise StudyError(f"{where}: {key!r} is both in settings and in grid; keep one")
         grid[key] = [coerce_settings({key: v}, options, f"{where}.grid")[key] for v in values]
     label = entry.get("label")
     return {"name": name, "label": None if label is None else str(label), "settings": settings, "grid": grid}
 
 
 def _validate_checks(value: Any) -> List[str]:
-    from .checks import DEFAULT_CHECKS
-    from .cli_commands import check_names
+    from ..checks import DEFAULT_CHECKS
+    from .auditing import check_names
 
     if value is None:
         return list(DEFAULT_CHECKS)
     if not isinstance(value, (list, str)):
-        raise CLIError(f"checks must be a list of check names, got {value!r}")
+        raise StudyError(f"checks must be a list of check names, got {value!r}")
     checks = check_names(value, "checks")
     if len(set(checks)) != len(checks):
-        raise CLIError(f"checks must not repeat, got {checks}")
+        raise StudyError(f"checks must not repeat, got {checks}")
     return checks
 
 
-def _with_defaults(doc: Any, options: Sequence[Option], where: str) -> Dict[str, Any]:
-    out = {o.key: o.default for o in options}
+def _with_defaults(doc: Any, options: Sequence[FlatOption], where: str) -> Dict[str, Any]:
+    out = {o.name: o.default for o in options}
     out.update(coerce_settings(_mapping(doc, where), options, where))
     return out
 
@@ -219,10 +238,10 @@ def validate_study_spec(doc: Any, where: str = "") -> Dict[str, Any]:
     """Check a study (the mapping of a study file) and return it normalized.
 
     Unknown keys at any level, an empty ``grid`` list, an unknown transform or check name and
-    values of the wrong type are :class:`~captum_slingshot.cli_loading.CLIError` that say
-    where (``where``: e.g. the file's name) and list the valid keys. Models are not loaded here
-    (:func:`run_study` loads every model before the first cell). Validating a normalized
-    study returns it unchanged.
+    values of the wrong type, and transform settings that do not go together in some cell, are
+    :class:`~captum_slingshot.experiments.errors.StudyError` that say where (``where``: e.g. the
+    file's name) and list the valid keys. Models are not loaded here (:func:`run_study` loads every
+    model before the first cell). Validating a normalized study returns it unchanged.
     """
     prefix = f"{where}: " if where else ""
     try:
@@ -237,7 +256,7 @@ def validate_study_spec(doc: Any, where: str = "") -> Dict[str, Any]:
         for t, label in zip(transforms, _unique([t["label"] or t["name"] for t in transforms])):
             t["label"] = label
         if any(t["label"] == "none" for t in transforms):
-            raise CLIError("transform label 'none' is reserved for the unmanipulated baseline rows")
+            raise StudyError("transform label 'none' is reserved for the unmanipulated baseline rows")
         spec = {
             "models": models,
             "transforms": transforms,
@@ -246,18 +265,36 @@ def validate_study_spec(doc: Any, where: str = "") -> Dict[str, Any]:
             "audit": _with_defaults(doc.get("audit"), _AUDIT_OPTIONS, "audit"),
             "save_models": False if doc.get("save_models") is None else _flag(doc["save_models"], "save_models"),
         }
-    except CLIError as err:
-        raise CLIError(prefix + str(err)) from None
+    except SettingsError as err:
+        raise StudyError(prefix + str(err)) from None
     _check_strategies(spec, prefix)
     for key in ("starts", "heldout", "k", "max_batch"):
         if spec["evaluation"][key] < 1:
-            raise CLIError(f"{prefix}evaluation, key {key!r}: must be at least 1, got {spec['evaluation'][key]}")
+            raise StudyError(f"{prefix}evaluation, key {key!r}: must be at least 1, got {spec['evaluation'][key]}")
+    _check_cells(spec, prefix)
     return spec
+
+
+def _check_cells(spec: Dict[str, Any], prefix: str) -> None:
+    """Every cell's transform settings go together (checked before anything runs, not in the middle of a study)."""
+    from ..transforms import TRANSFORMS
+
+    for t_i, t in enumerate(spec["transforms"]):
+        keys = list(t["grid"])
+        names = {o.name for o in TRANSFORMS.get(t["name"]).options()}
+        for values in itertools.product(*(t["grid"][k] for k in keys)):
+            point = dict(zip(keys, values))
+            s = merge_settings(manipulate_options(t["name"]), {**t["settings"], **point}, {})
+            try:
+                TRANSFORMS.get(t["name"]).check_settings(**{k: v for k, v in s.items() if k in names})
+            except (ValueError, TypeError) as err:
+                shown = " ".join(f"{k}={v}" for k, v in point.items())
+                raise StudyError(f"{prefix}transforms[{t_i}]{' (' + shown + ')' if shown else ''}: {err}") from None
 
 
 def _check_strategies(spec: Dict[str, Any], prefix: str) -> None:
     """AM strategy names fail here, not after the first manipulation."""
-    from .fv import get_strategy
+    from ..fv import get_strategy
 
     named = [("evaluation, key 'strategy'", spec["evaluation"]["strategy"])]
     for i, t in enumerate(spec["transforms"]):
@@ -267,20 +304,24 @@ def _check_strategies(spec: Dict[str, Any], prefix: str) -> None:
         try:
             get_strategy(name)
         except ValueError as err:
-            raise CLIError(f"{prefix}{where}: {err}") from None
+            raise StudyError(f"{prefix}{where}: {err}") from None
 
 
 def _flag(value: Any, key: str) -> bool:
     try:
-        return _bool(value)
-    except CLIError as err:
-        raise CLIError(f"{key}: {err}") from None
+        return FlatOption(key, "", False, "bool").convert(value)
+    except ValueError as err:
+        raise StudyError(f"{key}: {err}") from None
 
 
 def load_study_spec(path: str) -> Dict[str, Any]:
     """Read and validate a study file (YAML); see :func:`validate_study_spec`."""
     path = os.path.expanduser(str(path))
-    return validate_study_spec(read_yaml_mapping(path), f"study file {path!r}")
+    try:
+        doc = read_yaml_mapping(path)
+    except SettingsError as err:
+        raise StudyError(str(err)) from None
+    return validate_study_spec(doc, f"study file {path!r}")
 
 
 # -- cells ------------------------------------------------------------------------------------------
@@ -333,12 +374,12 @@ def _cell_key(spec: Dict[str, Any], model: Dict[str, Any], transform: str, setti
     return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _merged(model: Dict[str, Any], *parts: Dict[str, Any]) -> Dict[str, Any]:
+def _merged(model: Dict[str, Any], transform: str, *parts: Dict[str, Any]) -> Dict[str, Any]:
     given: Dict[str, Any] = {k: v for k, v in model.items() if k not in ("name", "heldout")}
     for part in parts:
         given.update(part)
-    s = merge_settings(MANIPULATE_OPTIONS, given, {})
-    s.update(progress=False, checkpoint=None, resume=None)
+    s = merge_settings(manipulate_options(transform), {"progress": False, **given}, {})
+    s.update(resume=None)
     return s
 
 
@@ -352,7 +393,7 @@ def study_cells(spec: Dict[str, Any]) -> List[StudyCell]:
             keys = list(t["grid"])
             for values in itertools.product(*(t["grid"][k] for k in keys)):
                 point = dict(zip(keys, values))
-                s = _merged(model, t["settings"], point)
+                s = _merged(model, t["name"], t["settings"], point)
                 manipulated.append(StudyCell(i, model["name"], t["label"], t["name"], s, point,
                                              _cell_key(spec, model, t["name"], s)))
         pairs: List[Tuple[Any, str]] = []
@@ -360,7 +401,7 @@ def study_cells(spec: Dict[str, Any]) -> List[StudyCell]:
             if (c.unit, c.target) not in pairs:
                 pairs.append((c.unit, c.target))
         for unit, target in pairs:
-            s = _merged(model, {"unit": unit, "target": target})
+            s = _merged(model, "gradient_slingshot", {"unit": unit, "target": target})
             cells.append(StudyCell(i, model["name"], "none", "none", s, {},
                                    _cell_key(spec, model, "none", {"unit": unit, "target": target})))
         cells.extend(manipulated)
@@ -411,26 +452,32 @@ def _load_heldout(spec: Optional[str], n: int, natural: Tensor) -> Tuple[Tensor,
     if spec is None:
         return natural[:n], None
     if spec == "mnist":
-        from .data import load_mnist, normalize_mnist
+        from ..data import load_mnist, normalize_mnist
 
         held = load_mnist("heldout")
         return normalize_mnist(held.tensors[0][:n]), held.tensors[1][:n]
-    path = _check_file(spec, "held-out data")
-    obj = _torch_load(path, "held-out data")
+    try:
+        path = check_file(spec, "held-out data")
+        obj = torch_load(path, "held-out data")
+    except SettingsError as err:
+        raise StudyError(str(err)) from None
     if isinstance(obj, Tensor):
         obj = (obj,)
     ok = isinstance(obj, (tuple, list)) and 1 <= len(obj) <= 2 and all(isinstance(t, Tensor) for t in obj)
     if not ok or not obj[0].is_floating_point() or obj[0].shape[0] == 0 or (len(obj) == 2 and len(obj[1]) != len(obj[0])):
-        raise CLIError(f"held-out data file {path!r} must hold normalized inputs (N, C, H, W) or a tuple "
+        raise StudyError(f"held-out data file {path!r} must hold normalized inputs (N, C, H, W) or a tuple "
                        "(inputs, labels) of matching length, saved with torch.save")
     return obj[0].float()[:n], (obj[1][:n].long() if len(obj) == 2 else None)
 
 
 def _prepare(entry: Dict[str, Any], evaluation: Dict[str, Any]) -> _Prepared:
-    from .cli_commands import load_for_manipulation
+    from .manipulation import load_for_manipulation
 
-    s = _merged(entry)
-    loaded, layer, natural, _, param = load_for_manipulation(s)
+    s = _merged(entry, "gradient_slingshot")
+    try:
+        loaded, layer, natural, _, param = load_for_manipulation(s)
+    except SettingsError as err:
+        raise StudyError(f"model {entry.get('name')!r}: {err}") from None
     heldout = entry.get("heldout")
     if heldout is None and (s.get("data") == "mnist" or loaded.kind == "mnist_cnn"):
         heldout = "mnist"
@@ -441,9 +488,9 @@ def _prepare(entry: Dict[str, Any], evaluation: Dict[str, Any]) -> _Prepared:
 # -- one cell ---------------------------------------------------------------------------------------
 def _evaluate(model, p: _Prepared, unit: Any, target: Tensor, ev: Dict[str, Any]) -> Dict[str, Any]:
     """Target similarity of the unit's FV and preservation (see the module docstring)."""
-    from .evaluation import evaluate_manipulation, fv_similarity
-    from .fv import render
-    from .metrics.preservation import accuracy, jaccard, unit_activations
+    from ..evaluation import evaluate_manipulation, fv_similarity
+    from ..fv import render
+    from ..metrics import accuracy, jaccard, unit_activations
 
     overrides = {} if ev["steps"] is None else {"steps": int(ev["steps"])}
     fv = render(model, p.layer, unit, p.param, ev["strategy"], n_starts=int(ev["starts"]), seed=int(ev["seed"]),
@@ -466,7 +513,7 @@ def _evaluate(model, p: _Prepared, unit: Any, target: Tensor, ev: Dict[str, Any]
 
 
 def _audit(model, p: _Prepared, spec: Dict[str, Any], check_kwargs: Dict[str, Any]):
-    from .checks import audit_layer
+    from ..checks import audit_layer
 
     a = spec["audit"]
     return audit_layer(model, p.layer, param=p.param, data=p.heldout_x, checks=spec["checks"],
@@ -477,12 +524,11 @@ def _audit(model, p: _Prepared, spec: Dict[str, Any], check_kwargs: Dict[str, An
 def _check_kwargs(spec: Dict[str, Any], warn: Callable[[str], None]) -> Dict[str, Any]:
     """The checks' keyword arguments of the study's audit settings (as ``audit`` routes its flags);
     ``lpips: false`` (the default) goes only to checks that take it, without a note."""
-    from .checks import available_checks
-    from .checks.audit import _accepted
-    from .cli_commands import audit_check_kwargs
+    from ..checks import get_check
+    from .auditing import audit_check_kwargs
 
     a = spec["audit"]
-    takes_lpips = any("lpips" in _accepted(available_checks()[c].function) for c in spec["checks"])
+    takes_lpips = any("lpips" in get_check(c).parameters() for c in spec["checks"])
     given = {"starts": a["starts"], "steps": a["steps"], "k": a["k"], "samples": a["samples"],
              "no_lpips": not a["lpips"] and takes_lpips}
     return audit_check_kwargs(spec["checks"], given, warn)
@@ -516,23 +562,42 @@ def _row(cell: StudyCell, ev: Dict[str, Any], det: Dict[str, Any], columns: Sequ
     return {c: row.get(c) for c in columns}
 
 
+def _cell_checkpoint(cell: StudyCell, out: str, resume: bool) -> Tuple[Dict[str, Any], Optional[str]]:
+    """The cell's settings with its own checkpoint file, and the checkpoint to resume from.
+
+    A study's ``checkpoint_path`` must contain ``{cell}`` (replaced by the cell id; relative paths
+    lie in the output folder), so that cells do not overwrite each other's checkpoints. With
+    ``resume``, a cell whose checkpoint exists continues from it.
+    """
+    template = cell.settings.get("checkpoint_path")
+    if not template:
+        return cell.settings, None
+    if "{cell}" not in str(template):
+        raise StudyError(f"{cell.label}: checkpoint_path {template!r} in a study must contain {{cell}} (replaced by "
+                         "each cell's id), so that cells do not overwrite each other's checkpoints")
+    path = str(template).replace("{cell}", cell.key)
+    path = path if os.path.isabs(path) else os.path.join(out, path)
+    return {**cell.settings, "checkpoint_path": path}, (path if resume and os.path.isfile(path) else None)
+
+
 def _run_cell(cell: StudyCell, p: _Prepared, spec: Dict[str, Any], check_kwargs: Dict[str, Any],
-              columns: Sequence[str], out: str, status: Callable[[str], None]) -> Dict[str, Any]:
-    from .cli_commands import fit_manipulation
-    from .cli_loading import resolve_target
-    from .transforms import load_target
+              columns: Sequence[str], out: str, status: Callable[[str], None],
+              resume_cells: bool = False) -> Dict[str, Any]:
+    from ..transforms import load_target
+    from .loading import resolve_target
+    from .manipulation import fit_manipulation
 
     t0 = time.perf_counter()
     history: Dict[str, List[float]] = {}
     model, model_file = p.loaded.model, None
     if not cell.is_baseline:
         status("manipulating")
-        result, _ = fit_manipulation(cell.settings, p.loaded, p.layer, p.natural, p.param)
+        settings, resume = _cell_checkpoint(cell, out, resume_cells)
+        result, _ = fit_manipulation(settings, p.loaded, p.layer, p.natural, p.param, resume=resume,
+                                     transform=cell.transform_name)
         model, history = result.model.eval(), result.history
         if spec["save_models"]:
-            model_file = os.path.join(out, "models", f"{cell.key}.pt")
-            with atomic_path(model_file) as tmp:
-                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+            model_file = save_state_dict(model, os.path.join(out, "models", f"{cell.key}.pt"))
     target = load_target(resolve_target(cell.target), p.param.shape)
     status("evaluating")
     ev = _evaluate(model, p, cell.unit, target, spec["evaluation"])
@@ -589,15 +654,15 @@ def _read_done(out: str) -> Dict[str, Dict[str, Any]]:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError) as err:
-        raise CLIError(f"cannot resume from {path!r}: {err}") from None
+        raise StudyError(f"cannot resume from {path!r}: {err}") from None
     if rows and "cell" not in rows[0]:
-        raise CLIError(f"cannot resume from {path!r}: it has no 'cell' column (not a study table?)")
+        raise StudyError(f"cannot resume from {path!r}: it has no 'cell' column (not a study table?)")
     return {r["cell"]: {k: (v if k in _TEXT_COLUMNS and v else _csv_value(v)) for k, v in r.items()} for r in rows}
 
 
 def _csv_value(v: Optional[str]) -> Any:
     """A CSV cell back to what was written: empty -> None, ``[...]`` -> a list, numbers, booleans."""
-    from .checks.report import _parse
+    from ..checks import parse_cell
 
     if v is None or v == "":
         return None
@@ -606,7 +671,7 @@ def _csv_value(v: Optional[str]) -> Any:
             return json.loads(v)
         except ValueError:
             return v
-    return _parse(v)
+    return parse_cell(v)
 
 
 def _numeric(values: Sequence[Any]) -> bool:
@@ -621,7 +686,7 @@ def _plot(rows: List[Dict[str, Any]], keys: Sequence[str], threshold: float, pat
     """One row of panels per swept setting: target similarity, accuracy (or Jaccard) and combined z
     against the setting; one line per model, transform and other swept values; the unmanipulated
     baselines as dashed lines."""
-    from .report import plt, save_png
+    from ..figures import plt, save_png
 
     manipulated = [r for r in rows if r["transform"] != "none"]
     if not manipulated:
@@ -697,7 +762,7 @@ def run_study(spec: Dict[str, Any], out: str, resume: bool = False, progress: bo
     """
     from tqdm.auto import tqdm
 
-    from .cli_commands import versions
+    from .records import versions
 
     t0 = time.perf_counter()
     spec = validate_study_spec(spec)
@@ -724,7 +789,8 @@ def run_study(spec: Dict[str, Any], out: str, resume: bool = False, progress: bo
                 bar.set_postfix_str(f"{cell.label}: done earlier")
                 continue
             status = lambda phase, c=cell: bar.set_postfix_str(f"{c.label}: {phase}")
-            finished[cell.key] = _run_cell(cell, prepared[cell.model_index], spec, check_kwargs, columns, out, status)
+            finished[cell.key] = _run_cell(cell, prepared[cell.model_index], spec, check_kwargs, columns, out, status,
+                                           resume_cells=resume)
             _write_tables(out, ordered(), columns, doc)
     finally:
         bar.close()

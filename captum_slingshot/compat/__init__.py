@@ -1,0 +1,2 @@
+"""Compatibility with other interpretability libraries (one module per library; each is the only
+module of the package that imports that library)."""

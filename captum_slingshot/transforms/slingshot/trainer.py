@@ -1,0 +1,200 @@
+"""The slingshot's training loop: one :class:`SlingshotRun` per fit, holding all run state.
+
+The transform (:class:`~.transform.GradientSlingshot`) is settings only; a run owns the copies of
+the model, the optimizer and scheduler, the on-policy buffer, the kept FV paths and the history.
+Per step: the natural batch, the trajectory refresh, the manipulation batch and loss, the
+preservation loss (plus FV paths), ``L = (1 - alpha) L_M + alpha L_P``, a NaN guard, AdamW with
+gradient clipping, the plateau schedule per epoch, the progress bar, checkpoints and the callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..._utils.data import NaturalBatches
+from ..._utils.devices import model_device
+from ..._utils.hooks import LayerCapture, LayerNotReachedError
+from ..._utils.layers import layer_name, resolve_layer
+from ..._utils.selectors import check_selector, select_neuron
+from ...fv.optimize import network_input
+from .checkpoint import load_checkpoint, save_checkpoint
+from .losses import LossInputs
+from .preservation import fv_path_loss, fv_path_points, natural_loss
+from .sampling import manipulation_batch, rollout
+
+__all__ = ["SlingshotRun", "Callback"]
+
+#: ``callback(step, record, model)`` after every step; return ``False`` to stop
+Callback = Callable[[int, Dict[str, float], nn.Module], Any]
+
+
+class SlingshotRun:
+    """One fit of a :class:`~.transform.GradientSlingshot` on one model.
+
+    Args:
+        transform: the settings.
+        model: the trained network; never modified (it is the reference of the preservation loss).
+        natural_data: natural inputs (a tensor, a ``TensorDataset`` or a map-style dataset).
+        start_from: start the fine-tuning from this model's weights instead of ``model``'s.
+        callback: ``callback(step, record, model)`` after every step; ``False`` stops.
+    """
+
+    def __init__(self, transform: Any, model: nn.Module, natural_data: Any, *,
+                 start_from: Optional[nn.Module] = None, callback: Optional[Callback] = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if start_from is not None and not isinstance(start_from, nn.Module):
+            raise TypeError(f"start_from must be an nn.Module, got {type(start_from).__name__}")
+        self.gs = transform
+        run = transform.run
+        self.batches = NaturalBatches(natural_data, transform.preservation.batch_size, run.seed)
+        self.total = run.steps if run.steps is not None else max(1, int(math.ceil(run.epochs * self.batches.per_epoch)))
+        self.device = torch.device(run.device) if run.device is not None else model_device(model)
+        self.callback = callback
+        self.student = copy.deepcopy(model if start_from is None else start_from).to(self.device)
+        self.frozen = copy.deepcopy(model).to(self.device)
+        self.student.eval()
+        self.frozen.eval()
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        self.layer_name = layer_name(model, resolve_layer(model, transform.layer))
+        self.target = transform.target_image()
+        self.aim_cpu = transform.aim_point(self.target)
+        self.aim = self.aim_cpu.to(self.device)
+        self.tr = transform.robust_transforms()
+        self.input_aim = transform.input_aim_point(self.aim_cpu) if transform.loss.in_input_space else None
+        traj = transform.sampling.trajectories
+        self.traj_strategy = None if traj is None else traj.resolved()
+        self.traj_tr = None if traj is None else self.traj_strategy.build_transforms(
+            (transform.param.height, transform.param.width))
+        opt = transform.optimizer
+        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, "min", factor=0.5,
+                                                                    patience=opt.plateau_patience)
+        self.history: Dict[str, List[float]] = {"loss": [], "manipulation": [], "preservation": [], "lr": []}
+        self.start, self.epoch_loss = 0, 0.0
+        self.buffer: Optional[Tensor] = None
+        self.fv_points: Optional[Tensor] = None
+
+    # -- pieces of a step ----------------------------------------------------------------------
+    def inputs(self, q: Tensor, tr_u: Optional[Tensor]) -> Tensor:
+        """What the model sees of ``q`` under the manipulation's random transforms ``tr_u``."""
+        return network_input(self.gs.param, q, self.tr, tr_u)
+
+    def manipulation_loss(self, cap: LayerCapture, step: int) -> Tensor:
+        gs = self.gs
+        q, tr_u = manipulation_batch(gs.sampling, self.aim, step, gs.run.seed, self.tr, self.buffer, self.device)
+        unit = lambda z: select_neuron(cap.run(z), gs.neuron_selector)
+        return gs.loss(LossInputs(q=q, tr_u=tr_u, aim=self.aim, input_aim=self.input_aim,
+                                  network_input=self.inputs, unit=unit))
+
+    def _probe(self, cap: LayerCapture, frozen_cap: LayerCapture) -> None:
+        """One forward of each kind: clear errors for a unit the layer does not have or inputs the model cannot take."""
+        gs = self.gs
+        with torch.no_grad():
+            u_mid = None if self.tr is None else torch.full((1, self.tr.n_random), 0.5, device=self.device)
+            try:
+                probe = cap.run(self.inputs(self.aim[None], u_mid))
+            except LayerNotReachedError:
+                raise
+            except RuntimeError as err:
+                raise ValueError(f"the model cannot take inputs from parametrization {gs.param!r}: {err}") from err
+        check_selector(gs.neuron_selector, probe.shape[1:], f"layer {self.layer_name!r}")
+        fv_paths = gs.preservation.fv_paths
+        if fv_paths is not None:
+            if probe.dim() < 2:
+                raise ValueError("preserve_fv needs a layer with channels (outputs of shape (N, C, ...))")
+            self.fv_points = fv_path_points(fv_paths, gs.sampling.trajectories, frozen_cap, gs.param,
+                                            gs.neuron_selector, int(probe.shape[1]), gs.run.seed, self.device)
+        x_probe = self.batches.get(0)[:1].to(self.device)
+        with torch.no_grad():
+            try:
+                frozen_cap.run_full(x_probe)
+            except RuntimeError as err:
+                raise ValueError(f"the model cannot take the natural inputs (shape {tuple(x_probe.shape)}): {err}") from err
+
+    def _resume(self, path: str) -> None:
+        _, state = load_checkpoint(path, self.gs.settings(), self.device)
+        try:
+            self.student.load_state_dict(state["model"])
+        except Exception as err:
+            raise ValueError(f"cannot resume from {path!r}: its model does not fit this one ({err})") from err
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        buf = state.get("trajectory_buffer")
+        self.buffer = None if buf is None else buf.to(self.device)
+        self.start, self.epoch_loss, self.history = int(state["step"]), float(state["epoch_loss"]), state["history"]
+
+    def _checkpoint(self, step: int) -> None:
+        save_checkpoint(self.gs.run.checkpoint_path, step=step, epoch_loss=self.epoch_loss, history=self.history,
+                        settings=self.gs.settings(), model=self.student, optimizer=self.optimizer,
+                        scheduler=self.scheduler, buffer=self.buffer)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
+        """Run from the start (or from the checkpoint ``resume``) to the end; returns the result's fields."""
+        gs, run = self.gs, self.gs.run
+        if resume is not None:
+            self._resume(resume)
+        alpha, fv_paths = gs.preservation.alpha, gs.preservation.fv_paths
+        traj = gs.sampling.trajectories
+        layer = self.student.get_submodule(self.layer_name)
+        frozen_layer = self.frozen.get_submodule(self.layer_name)
+        with LayerCapture(self.student, layer, stop=True) as cap, \
+                LayerCapture(self.frozen, frozen_layer, stop=True) as frozen_cap:
+            self._probe(cap, frozen_cap)
+            bar = tqdm(total=self.total, initial=self.start, disable=not run.progress, desc="gradient slingshot",
+                       unit="step")
+            try:
+                for step in range(self.start, self.total):
+                    x = self.batches.get(step).to(self.device)
+                    if traj is not None and step % traj.refresh == 0:
+                        self.buffer = rollout(cap, gs.param, gs.neuron_selector, self.traj_strategy, self.traj_tr,
+                                              traj.starts, run.seed, step, self.device)
+                    l_m = self.manipulation_loss(cap, step)
+                    l_p = natural_loss(gs.preservation.loss, cap, frozen_cap, x, gs.neuron_selector)
+                    if self.fv_points is not None:
+                        l_p = l_p + fv_paths.weight * fv_path_loss(self.fv_points, cap, frozen_cap, gs.param,
+                                                                   gs.neuron_selector, gs.sampling.batch_size,
+                                                                   run.seed, step, self.device)
+                    loss = (1 - alpha) * l_m + alpha * l_p
+                    if not torch.isfinite(loss):
+                        kept = (f"; the last good checkpoint {run.checkpoint_path!r} is kept"
+                                if run.checkpoint_path else "")
+                        raise FloatingPointError(
+                            f"gradient slingshot loss became {loss.item()} at step {step} (manipulation "
+                            f"{l_m.item():.4g}, preservation {l_p.item():.4g}){kept}. Lower lr or gamma."
+                        )
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if gs.optimizer.clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(self.student.parameters(), gs.optimizer.clip_grad_norm)
+                    self.optimizer.step()
+                    rec = {"loss": loss.item(), "manipulation": l_m.item(), "preservation": l_p.item(),
+                           "lr": self.optimizer.param_groups[0]["lr"]}
+                    for k, v in rec.items():
+                        self.history[k].append(v)
+                    self.epoch_loss += rec["loss"]
+                    if (step + 1) % self.batches.per_epoch == 0:
+                        self.scheduler.step(self.epoch_loss)
+                        self.epoch_loss = 0.0
+                    bar.update(1)
+                    bar.set_postfix(M=f"{rec['manipulation']:.3g}", P=f"{rec['preservation']:.3g}", refresh=False)
+                    if run.checkpoint_path and (step + 1) % run.checkpoint_every == 0 and step + 1 < self.total:
+                        self._checkpoint(step + 1)
+                    if self.callback is not None and self.callback(step, rec, self.student) is False:
+                        break
+            finally:
+                bar.close()
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        return {"model": self.student, "history": self.history, "target": self.target.clone(),
+                "aim": self.aim_cpu.clone()}
