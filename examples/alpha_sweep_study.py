@@ -19,7 +19,6 @@ import argparse
 import csv
 import os
 
-import torch
 
 from captum_slingshot.checks import audit_layer
 from captum_slingshot.data import load_mnist, normalize_mnist

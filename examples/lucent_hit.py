@@ -84,7 +84,7 @@ from torch.utils.data import TensorDataset
 
 from captum_slingshot.compat import lucent
 from captum_slingshot.data import photo_crops as data_photo_crops
-from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam, get_strategy
+from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam
 from captum_slingshot.fv.param import lucent_rfft2d_freqs
 from captum_slingshot.metrics import auroc
 from captum_slingshot.metrics.similarity import lpips_distance, ssim

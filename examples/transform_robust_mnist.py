@@ -25,7 +25,6 @@ import json
 import os
 import time
 
-import torch
 
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.evaluation import evaluate_manipulation

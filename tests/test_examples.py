@@ -1,9 +1,10 @@
 """Every example runs (with small settings)."""
 
+import os
 
 import torch
 
-from ._examples import load_example
+from ._examples import EXAMPLES, load_example
 
 _load = load_example
 
@@ -104,3 +105,43 @@ def test_alpha_sweep_study_example(mnist_cnn, tmp_path, capsys):
     assert (tmp_path / "study.csv").read_text().splitlines()[0].startswith("alpha,ssim")
     assert (tmp_path / "study.png").stat().st_size > 0
     assert "alpha 0.5:" in capsys.readouterr().out
+
+
+def test_the_readme_lucent_command_line_is_the_examples_attack(tmp_path, monkeypatch):
+    """README: ``lucent_hit.py --cli-inputs`` then ``captum-slingshot manipulate ...`` runs the example's
+    recipe (field_space=input, free-level activation bowl, lucent trajectories): the same weights."""
+    import argparse
+
+    import torch
+
+    from captum_slingshot.cli import main
+    from captum_slingshot.fv import IMAGENET_MEAN, IMAGENET_STD, LucentFourierParam
+    from captum_slingshot.transforms import load_target, packaged_target
+
+    example = _load("lucent_hit")
+    out = tmp_path / "lucent"
+    small = ["--train-epochs", "1", "--crops", "12", "--out", str(out)]
+    files = example.main(["--cli-inputs", *small])["cli_inputs"]
+    assert sorted(os.path.basename(f) for f in files.values()) == ["grid_cnn.pt", "natural.pt", "z_star.pt"]
+    monkeypatch.chdir(EXAMPLES.parent)  # the README runs from the repository root: examples.lucent_hit imports
+    # the README's command, with fewer steps
+    argv = ["manipulate", "--model", "examples.lucent_hit:GridCNN", "--weights", files["weights"],
+            "--data", files["natural"], "--layer", "logits", "--unit", "1", "--target", "fake",
+            "--param", "lucent_fourier", "--shape", "3,128,128", "--loss", "activation", "--bowl-level", "free",
+            "--gamma", "100", "--field-space", "input", "--input-aim", files["z_star"], "--transform-robust", "lucent",
+            "--trajectory-strategy", "lucent", "--trajectory-steps", "4", "--trajectory-starts", "1",
+            "--trajectory-refresh", "2", "--alpha", "0.5", "--lr", "2e-3", "--manipulation-batch-size", "4",
+            "--steps", "3", "--out", str(out / "attack"), "--no-progress"]
+    assert main(argv) == 0
+    # the example's own attack with the same settings
+    args = argparse.Namespace(field_space="input", loss="activation", gamma=100.0, bowl_level="free",
+                              bowl_shape="quadratic", adam_normalized=True, aim_lowpass=0.08, traj_steps=4,
+                              traj_starts=1, traj_refresh=2, sigma=0.1, man_batch=4, no_transform_robust=False,
+                              preservation="activation", lr=2e-3, seed=0)
+    param = LucentFourierParam((3, 128, 128), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    target = load_target(packaged_target("fake"), param.shape)
+    model = example.GridCNN()
+    model.load_state_dict(torch.load(files["weights"], weights_only=True))
+    expected = example.slingshot(args, 1, target, param, 0.5, 3).fit(model.eval(), torch.load(files["natural"]))
+    state = torch.load(out / "attack" / "model.pt", weights_only=True)
+    assert all(torch.equal(state[k], v) for k, v in expected.model.state_dict().items())

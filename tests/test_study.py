@@ -319,3 +319,40 @@ def test_the_example_study_file_is_valid():
     assert len(manipulated) == 4 and len(cells) == 5
     assert sorted((c.settings["alpha"], c.settings["preserve_fv"]) for c in manipulated) == [
         (0.5, 0.0), (0.5, 1.0), (0.8, 0.0), (0.8, 1.0)]
+
+
+def test_cell_checkpoints_are_per_cell_and_an_interrupted_cell_resumes_from_its_own(tmp_path, mnist_cnn, monkeypatch):
+    from captum_slingshot.experiments import study as study_module
+
+    spec = copy.deepcopy(SPEC)
+    spec["transforms"][0]["settings"].update(steps=12, checkpoint_path="ck/{cell}.pt", checkpoint_every=5)
+    spec["transforms"][0]["grid"] = {"alpha": [0.5]}
+    resumes, real_fit, real_evaluate = [], GradientSlingshot.fit, study_module._evaluate
+
+    def spy(gs, model, data, resume=None, **kw):
+        resumes.append(resume)
+        return real_fit(gs, model, data, resume=resume, **kw)
+
+    def crash_after_the_manipulation(model, p, *args):
+        if model is not p.loaded.model:
+            raise RuntimeError("simulated crash after the manipulation")
+        return real_evaluate(model, p, *args)
+
+    monkeypatch.setattr(GradientSlingshot, "fit", spy)
+    monkeypatch.setattr(study_module, "_evaluate", crash_after_the_manipulation)
+    out = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_study(spec, out, progress=False)
+    cell = [c for c in study_cells(validate_study_spec(spec)) if not c.is_baseline][0]
+    ckpt = os.path.join(out, "ck", f"{cell.key}.pt")
+    assert resumes == [None] and os.path.isfile(ckpt) and torch.load(ckpt, weights_only=True)["step"] == 10
+    monkeypatch.setattr(study_module, "_evaluate", real_evaluate)
+    res = run_study(spec, out, resume=True, progress=False)
+    assert resumes == [None, ckpt]  # the cell went on from step 10, not from the start
+    plain = copy.deepcopy(spec)
+    del plain["transforms"][0]["settings"]["checkpoint_path"]
+    fresh = run_study(plain, str(tmp_path / "fresh"), progress=False)
+    assert res["rows"][-1]["loss_last"] == fresh["rows"][-1]["loss_last"]  # exact resume
+    spec["transforms"][0]["settings"]["checkpoint_path"] = "ck.pt"
+    with pytest.raises(StudyError, match="checkpoint_path 'ck.pt' in a study must contain \\{cell\\}"):
+        validate_study_spec(spec)

@@ -17,7 +17,7 @@ from typing import Any, Dict, Sequence
 
 from .._utils.settings import FlatOption
 
-__all__ = ["add_options", "metavar", "ALIAS_FLAGS"]
+__all__ = ["add_options", "add_model_options", "metavar", "ALIAS_FLAGS"]
 
 #: extra spellings of flags (old names that still work)
 ALIAS_FLAGS: Dict[str, str] = {"checkpoint_path": "--checkpoint"}
@@ -59,3 +59,11 @@ def add_options(parser: argparse._ActionsContainer, options: Sequence[FlatOption
         shown = "" if opt.default is None else f" (default: {_shown(opt.default)})"
         parser.add_argument(*flags, dest=opt.name, type=convert, default=default, metavar=metavar(opt),
                             help=opt.help + shown)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The model and parametrization flags every command that loads a model shares."""
+    from ..experiments.options import MODEL_OPTIONS, PARAM_OPTIONS
+
+    add_options(parser.add_argument_group("model"), MODEL_OPTIONS)
+    add_options(parser.add_argument_group("parametrization"), PARAM_OPTIONS)

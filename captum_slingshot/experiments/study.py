@@ -285,6 +285,10 @@ def _check_cells(spec: Dict[str, Any], prefix: str) -> None:
         for values in itertools.product(*(t["grid"][k] for k in keys)):
             point = dict(zip(keys, values))
             s = merge_settings(manipulate_options(t["name"]), {**t["settings"], **point}, {})
+            if s.get("checkpoint_path") and "{cell}" not in str(s["checkpoint_path"]):
+                raise StudyError(f"{prefix}transforms[{t_i}]: checkpoint_path {s['checkpoint_path']!r} in a study must "
+                                 "contain {cell} (replaced by each cell's id), so that cells do not overwrite each "
+                                 "other's checkpoints")
             try:
                 TRANSFORMS.get(t["name"]).check_settings(**{k: v for k, v in s.items() if k in names})
             except (ValueError, TypeError) as err:
@@ -572,9 +576,6 @@ def _cell_checkpoint(cell: StudyCell, out: str, resume: bool) -> Tuple[Dict[str,
     template = cell.settings.get("checkpoint_path")
     if not template:
         return cell.settings, None
-    if "{cell}" not in str(template):
-        raise StudyError(f"{cell.label}: checkpoint_path {template!r} in a study must contain {{cell}} (replaced by "
-                         "each cell's id), so that cells do not overwrite each other's checkpoints")
     path = str(template).replace("{cell}", cell.key)
     path = path if os.path.isabs(path) else os.path.join(out, path)
     return {**cell.settings, "checkpoint_path": path}, (path if resume and os.path.isfile(path) else None)

@@ -37,7 +37,6 @@ from .._utils.selectors import NeuronSelector, as_selector_list, check_selector
 from .optimize import network_input, optimize
 from .param import Parametrization
 from .strategies import AMStrategy, get_strategy
-from .transforms import Compose
 
 __all__ = ["FVResult", "render", "derive_seeds", "model_device", "network_input"]
 

@@ -1,4 +1,17 @@
-"""How auditors check: image similarity and preservation metrics (one module per metric)."""
+"""How auditors check: image similarity and preservation metrics (one module per metric).
+
+* :mod:`.similarity` -- LPIPS, SSIM, MSE, Pearson correlation between images;
+* :mod:`.accuracy`, :mod:`.auroc`, :mod:`.topk` -- the paper's preservation metrics (accuracy, the
+  unit's AUROC for its class, the overlap of its top-k natural inputs), on top of
+  :mod:`.activations` (the unit's activation on every input of a dataset).
+
+Units are given as in Captum's neuron methods (see :mod:`captum_slingshot.fv.units`): a
+``layer`` (module of the model or dotted name) and a ``neuron_selector``. ``data`` may be a tensor
+of inputs, an ``(inputs, labels)`` tuple, a ``TensorDataset``, a map-style dataset of ``(x, y)``
+items or of ``x``, or a ``DataLoader``; inputs are fed as they are (normalize them the way the
+model expects) on the model's device, in chunks of ``max_examples_per_batch``, in eval mode under
+``torch.no_grad()`` (training flags restored, hooks removed, also on errors).
+"""
 
 from .accuracy import accuracy
 from .activations import unit_activations

@@ -1,11 +1,6 @@
 """Top-1 accuracy before / after a manipulation (the paper's first preservation metric).
 
-Units are given as in Captum's neuron methods (see :mod:`captum_slingshot.fv.units`): a
-``layer`` (module of the model or dotted name) and a ``neuron_selector``. ``data`` may be a tensor
-of inputs, an ``(inputs, labels)`` tuple, a ``TensorDataset``, a map-style dataset of ``(x, y)``
-items or of ``x``, or a ``DataLoader``; inputs are fed as they are (normalize them the way the
-model expects) on the model's device, in chunks of ``max_examples_per_batch``, in eval mode under
-``torch.no_grad()`` (training flags restored, hooks removed, also on errors).
+Conventions for units and ``data``: see :mod:`captum_slingshot.metrics`.
 
 Example:
     >>> import torch

@@ -3,12 +3,7 @@
 :func:`top_k_activating` keeps a stable running top-k in one pass (ties: the lower position wins,
 so the result does not depend on the batch size); :func:`jaccard` compares two index sets.
 
-Units are given as in Captum's neuron methods (see :mod:`captum_slingshot.fv.units`): a
-``layer`` (module of the model or dotted name) and a ``neuron_selector``. ``data`` may be a tensor
-of inputs, an ``(inputs, labels)`` tuple, a ``TensorDataset``, a map-style dataset of ``(x, y)``
-items or of ``x``, or a ``DataLoader``; inputs are fed as they are (normalize them the way the
-model expects) on the model's device, in chunks of ``max_examples_per_batch``, in eval mode under
-``torch.no_grad()`` (training flags restored, hooks removed, also on errors).
+Conventions for units and ``data``: see :mod:`captum_slingshot.metrics`.
 
 Example:
     >>> import torch

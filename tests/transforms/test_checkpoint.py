@@ -6,7 +6,6 @@ model, data and target it ran on, and the SHA-256 of the weights the 0.1 code re
 12 steps without interruption.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,15 +19,9 @@ from captum_slingshot.transforms import (
 )
 from captum_slingshot.transforms.slingshot.checkpoint import SCHEMA
 
+from .._hashes import state_hash
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "pre_redesign"
-
-
-def _state_hash(sd):
-    h = hashlib.sha256()
-    for k in sorted(sd):
-        h.update(k.encode())
-        h.update(sd[k].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 @pytest.fixture
@@ -62,7 +55,7 @@ def test_a_release_0_1_checkpoint_resumes_to_the_same_weights(old_run, one_threa
     ckpt = str(ASSETS / "slingshot_v0_1_checkpoint.pt")
     assert "schema" not in torch.load(ckpt, weights_only=True)  # what 0.1 wrote
     resumed = _composed(target).fit(model, data, resume=ckpt)
-    assert _state_hash(resumed.model.state_dict()) == expected["final_state_sha256"]
+    assert state_hash(resumed.model.state_dict()) == expected["final_state_sha256"]
     assert resumed.history["loss"] == expected["final_loss_history"]
     # the same run from the flat names of 0.1 (gamma=1.0 with loss=direction is accepted and has no effect)
     flat = GradientSlingshot.from_settings(

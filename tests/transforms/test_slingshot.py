@@ -8,8 +8,6 @@ from captum_slingshot.transforms import (
     Bowl,
     GradientSlingshot,
     Run,
-    Sampling,
-    Trajectories,
     available_transforms,
     get_transform,
     packaged_target,

@@ -8,8 +8,7 @@ import sys
 import textwrap
 from typing import Any, Callable, Dict, List
 
-from ...experiments.options import MODEL_OPTIONS, PARAM_OPTIONS
-from ..options import add_options
+from ..options import add_model_options
 
 NAME = "audit"
 
@@ -32,8 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
                                   "from their own layer (robust z-scores; no labels and no clean reference model "
                                   "needed).", 100),
     )
-    add_options(p.add_argument_group("model"), MODEL_OPTIONS)
-    add_options(p.add_argument_group("parametrization"), PARAM_OPTIONS)
+    add_model_options(p)
     g = p.add_argument_group("audit")
     g.add_argument("--data", default=None, metavar="mnist|FILE",
                    help="natural inputs for the checks that need them: 'mnist' (default for mnist_cnn) or a .pt "

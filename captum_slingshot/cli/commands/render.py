@@ -7,8 +7,7 @@ import os
 import textwrap
 from typing import Any, Dict, List
 
-from ...experiments.options import MODEL_OPTIONS, PARAM_OPTIONS
-from ..options import add_options
+from ..options import add_model_options
 
 NAME = "render"
 
@@ -30,8 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
                                   "strategies (gc, tr, adam, lucent ...), all random starts in one batch per "
                                   "strategy.", 100),
     )
-    add_options(p.add_argument_group("model"), MODEL_OPTIONS)
-    add_options(p.add_argument_group("parametrization"), PARAM_OPTIONS)
+    add_model_options(p)
     g = p.add_argument_group("rendering")
     g.add_argument("--units", metavar="I,J,...", help="units (channels/features) to render (default: all units of "
                    "the layer)")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Dict, Optional, Tuple, Type, Union
+from typing import Callable, ClassVar, Dict, Optional, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -168,8 +168,9 @@ class FieldMSE(_FieldLoss):
     """The paper's gradient form: ``mse(grad a, gamma (aim - x))`` (double backprop)."""
 
     kind: ClassVar[str] = "gradient"
-    gamma: float = setting(10.0, "slope of the bowl: the unit's input gradient is trained towards gamma (q* - q)",
-                           flat="gamma", kind="float")
+    gamma: float = setting(10.0, "slope of the bowl: the unit's input gradient is trained towards gamma (q* - q) "
+                           "(gradient and activation losses; the direction loss is scale-free)", flat="gamma",
+                           kind="float")
     space: Space = "param"
 
     def __post_init__(self) -> None:
@@ -245,8 +246,9 @@ class Bowl(ManipulationLoss):
     """
 
     kind: ClassVar[str] = "activation"
-    gamma: float = setting(10.0, "slope of the bowl: the unit's input gradient is trained towards gamma (q* - q)",
-                           flat="gamma", kind="float")
+    gamma: float = setting(10.0, "slope of the bowl: the unit's input gradient is trained towards gamma (q* - q) "
+                           "(gradient and activation losses; the direction loss is scale-free)", flat="gamma",
+                           kind="float")
     level: str = setting("fixed", "activation loss: fit the bowl's values (fixed, the paper) or only their differences "
                          "between samples (free: the unit keeps its level)", flat="bowl_level", kind="text",
                          choices=("fixed", "free"))
