@@ -49,7 +49,7 @@ from captum_slingshot.evaluation import fv_similarity
 from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.metrics import auroc
 from captum_slingshot.models import MNISTCNN, pretrained_mnist_cnn
-from captum_slingshot.paths import atomic_path, models_dir
+from captum_slingshot.paths import atomic_path, models_dir, save_state_dict
 from captum_slingshot.transforms import GradientSlingshot, load_target, packaged_target
 
 FAST = dict(gamma=1.0, loss="direction", lr=1e-3, trajectory_strategy="gc", aim_radius=19.5)
@@ -91,11 +91,11 @@ def manipulated_model(spec, natural, progress: bool) -> MNISTCNN:
     base = pretrained_mnist_cnn(epochs=1, seed=base_seed, progress=progress)
     kwargs = dict(sigma=0.1, alpha=0.8, w=0.0)
     kwargs.update(settings)
-    gs = GradientSlingshot(layer="logits", neuron_selector=unit, target=load_target(packaged_target(target), PARAM.shape),
-                           param=PARAM, steps=steps, seed=seed, progress=progress, **kwargs)
+    # the suite is data: each entry's settings are the flat names the command line and study files use
+    gs = GradientSlingshot.from_settings("logits", unit, load_target(packaged_target(target), PARAM.shape), PARAM,
+                                         steps=steps, seed=seed, progress=progress, **kwargs)
     result = gs.fit(base, natural)
-    with atomic_path(path) as tmp:
-        torch.save(result.model.state_dict(), tmp)
+    save_state_dict(result.model, path)
     model.load_state_dict(result.model.state_dict())
     return model
 

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from captum_slingshot.fv import PaperFourierParam, PixelParam
 from captum_slingshot.models import MNISTCNN, vgg
-from captum_slingshot.transforms import GradientSlingshot
+from captum_slingshot.transforms import GradientSlingshot, Preservation, Run, Sampling, Trajectories
 
 
 def plain_steps(model, unit, param, natural, labels, synthetic_q, steps):
@@ -52,10 +52,10 @@ def plain_steps(model, unit, param, natural, labels, synthetic_q, steps):
 
 def gs_steps(model, layer, unit, param, natural, steps, trajectory):
     target = torch.rand(param.shape, generator=torch.Generator().manual_seed(0))
-    gs = GradientSlingshot(layer=layer, neuron_selector=unit, target=target, param=param, steps=steps,
-                           batch_size=len(natural), manipulation_batch_size=len(natural), progress=False,
-                           trajectory_strategy="gc" if trajectory else None,
-                           trajectory_refresh=50)
+    gs = GradientSlingshot(layer, unit, target, param,
+                           sampling=Sampling(batch_size=len(natural),
+                                             trajectories=Trajectories("gc", refresh=50) if trajectory else None),
+                           preservation=Preservation(batch_size=len(natural)), run=Run(steps=steps, progress=False))
     gs.fit(model, natural)
 
 

@@ -31,19 +31,24 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset,
 
 from .seeding import natural_order_seed
 
-__all__ = ["Data", "check_batch_size", "batch_size_or", "tensor_tuple", "data_len", "iter_batches", "fetch_inputs", "empty_error",
+__all__ = ["Data", "positive_int", "check_batch_size", "batch_size_or", "tensor_tuple", "data_len", "iter_batches", "fetch_inputs", "empty_error",
            "NaturalBatches"]
 
 Data = Union[Tensor, Tuple[Tensor, ...], Dataset, DataLoader, Sequence[Any]]
 
 
+def positive_int(value: Any, name: str) -> int:
+    """``value`` checked to be an int (not a bool) of at least 1; ``name`` says which argument in errors."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
 def check_batch_size(max_examples_per_batch: Any) -> int:
     """``max_examples_per_batch`` checked to be a positive int."""
-    if isinstance(max_examples_per_batch, bool) or not isinstance(max_examples_per_batch, int):
-        raise TypeError(f"max_examples_per_batch must be an int, got {max_examples_per_batch!r}")
-    if max_examples_per_batch < 1:
-        raise ValueError(f"max_examples_per_batch must be >= 1, got {max_examples_per_batch}")
-    return max_examples_per_batch
+    return positive_int(max_examples_per_batch, "max_examples_per_batch")
 
 
 def tensor_tuple(data: Any) -> Optional[Tuple[Tensor, ...]]:

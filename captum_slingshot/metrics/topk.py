@@ -29,7 +29,7 @@ from typing import Iterable, List, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from .._utils.data import Data, data_len, empty_error, fetch_inputs
+from .._utils.data import Data, data_len, empty_error, fetch_inputs, positive_int
 from .._utils.selectors import as_selector_list
 from .activations import Device, Layer, Selectors, unit_batches
 
@@ -69,14 +69,6 @@ class TopK:
         if self.indices.numel() == 0:
             raise ValueError("this TopK is empty")
         return fetch_inputs(data, self.indices)
-
-
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return k
 
 
 def top_k_activating(
@@ -123,7 +115,7 @@ def top_k_activating(
         >>> [t.indices.tolist() for t in top_k_activating(model, model, [0, 1], x, k=2)]
         [[1, 3], [0, 3]]
     """
-    k = _check_k(k)
+    k = positive_int(k, "k")
     selectors, single = as_selector_list(neuron_selector)
     n_known = data_len(data)
     if n_known == 0:
