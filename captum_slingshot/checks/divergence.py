@@ -137,9 +137,22 @@ def _block_means(dis: Tensor, n_strategies: int, n_starts: int) -> Tensor:
     return mat
 
 
+def _reason(details: Dict[str, Any], i: int) -> str:
+    """An alternative that climbs higher than the reference, else how much the FVs disagree."""
+    labels = details["labels"]
+    rel, excess = details["relative_gain"][i], details["excess"][i]
+    a = int(rel.argmax())
+    if float(rel[a]) > 0:
+        return (f"its FV under {labels[a + 1]} reaches {100 * float(rel[a]):.0f}% more activation than under "
+                f"{labels[0]} (for an honest unit plain {labels[0]} climbs about as high as any strategy)")
+    b = int(excess.argmax())
+    return (f"its FVs under {labels[0]} and {labels[b + 1]} differ more than different starts of one strategy do "
+            f"(excess dissimilarity {float(excess[b]):.2f})")
+
+
 @register_check("strategy_divergence", higher_is_more_suspicious=True,
                 description="FVs disagree across AM strategies/parametrizations more than across starts",
-                renders=True, cost="renders", min_scale=0.05)
+                renders=True, cost="renders", min_scale=0.05, reason=_reason)
 def strategy_divergence(
     model: nn.Module,
     layer: Union[nn.Module, str],

@@ -51,9 +51,21 @@ __all__ = ["activation_excess", "DEFAULT_EXCESS_STRATEGIES"]
 DEFAULT_EXCESS_STRATEGIES: Tuple[StrategySpec, ...] = ("gc", "tr", "adam")
 
 
+def _reason(details: Dict[str, Any], i: int) -> str:
+    """Where the unit's strongest FV lands against its natural activations."""
+    labels = details["labels"]
+    s = int(details["per_strategy"][i].argmax())
+    fv, mx = float(details["fv_activation"][i, s]), float(details["natural_max"][i])
+    ranges = float(details["per_strategy"][i, s])
+    times = f" ({fv / mx:.1f}x that maximum)" if mx > 0 and fv > 0 else ""
+    where = "above" if ranges >= 0 else "below"
+    return (f"its FV under {labels[s]} reaches activation {fv:.3g}, {abs(ranges):.1f} natural ranges {where} the "
+            f"highest activation seen on natural data ({mx:.3g}){times}")
+
+
 @register_check("activation_excess", higher_is_more_suspicious=True,
                 description="the FV's activation lies far above the unit's natural range (any AM strategy)",
-                requires_data=True, renders=True, cost="renders", min_scale=0.05)
+                requires_data=True, renders=True, cost="renders", min_scale=0.05, reason=_reason)
 def activation_excess(
     model: nn.Module,
     layer: Union[nn.Module, str],

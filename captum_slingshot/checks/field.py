@@ -142,9 +142,16 @@ def _gradients(model, layer_mod, selectors, param, q: Tensor, chunk: int) -> Ten
     return torch.cat(out).reshape(q.shape)
 
 
+def _reason(details: Dict[str, Any], i: int) -> str:
+    """How much of the gradient field one attracting point explains."""
+    gamma, r2 = float(details["gamma"][i]), float(details["r2"][i])
+    kind = "attracting" if gamma > 0 else "repelling"
+    return f"one {kind} point explains {100 * r2:.0f}% of its input-gradient field along the FV path (gamma {gamma:.3g})"
+
+
 @register_check("slingshot_field", higher_is_more_suspicious=True,
                 description="one attracting point explains the unit's input-gradient field along the FV path (signed R^2)",
-                cost="gradients", min_scale=0.05)
+                cost="gradients", min_scale=0.05, reason=_reason)
 def slingshot_field(
     model: nn.Module,
     layer: Union[nn.Module, str],

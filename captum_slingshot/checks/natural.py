@@ -82,9 +82,15 @@ def _cosine_distance(a: Tensor, b: Tensor) -> Tensor:
     return (1.0 - F.normalize(a, dim=1) @ F.normalize(b, dim=1).T).mean()
 
 
+def _reason(details: Dict[str, Any], i: int) -> str:
+    """How far the FV lies from the unit's top natural images."""
+    return (f"its FV is far from its own top natural images (feature distance {float(details['feature'][i]):.2f}, "
+            f"LPIPS {float(details['lpips'][i]):.2f})")
+
+
 @register_check("natural_gap", higher_is_more_suspicious=True,
                 description="the FV is far from the unit's top-k natural images (model features + LPIPS)",
-                requires_data=True, renders=True, cost="renders", min_scale=0.05)
+                requires_data=True, renders=True, cost="renders", min_scale=0.05, reason=_reason)
 def natural_gap(
     model: nn.Module,
     layer: Union[nn.Module, str],

@@ -94,6 +94,11 @@ def read_table(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
         return [{k: parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def _finite(v: float) -> float:
+    """``v``, or minus infinity for NaN (NaN sorts last)."""
+    return v if v == v else float("-inf")
+
+
 def _safe_name(unit: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(unit)).strip("_") or "unit"
 
@@ -115,6 +120,8 @@ class AuditReport:
         details: check -> its ``details`` dict (tensors with a leading unit dimension).
         renders: label -> the audit's FV renders (``FVResult`` with a leading unit dimension), the
             FVs shown in the unit figures.
+        info: what else the audit ran with (parametrization, seed, number of natural inputs, the
+            checks' own settings), JSON-friendly; reports show it.
 
     Example:
         >>> import os, tempfile, torch
@@ -142,6 +149,7 @@ class AuditReport:
     combine: str = "mean"
     details: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     renders: Dict[str, Any] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
 
     # -- views ------------------------------------------------------------------------------
     @property
@@ -244,6 +252,32 @@ class AuditReport:
                 for row in rows:
                     writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
         return str(path)
+
+    def reasons(self, index: int) -> Dict[str, str]:
+        """``{check: one plain-language line}`` for unit ``index``, most suspicious check first."""
+        from .base import CHECKS
+
+        order = sorted(self.checks, key=lambda c: -_finite(float(self.z[c][index])))
+        out = {}
+        for c in order:
+            spec = CHECKS.get(c, None)
+            score = float(self.scores[c][index])
+            if spec is None:
+                out[c] = f"score {score:.3g}"
+            else:
+                out[c] = spec.explain(self.details.get(c) or {}, index, score)
+        return out
+
+    def to_html(self, path: Union[str, os.PathLike], title: Optional[str] = None) -> str:
+        """Write the audit as one self-contained HTML page (atomically); returns the path.
+
+        The verdict and settings, a table of every unit (sortable, filterable to flagged units;
+        it reads without JavaScript too), and a panel per unit with its FVs per strategy, its top
+        natural images, its activation trajectories and each check's z against the layer's.
+        """
+        from .html import write_audit_html
+
+        return write_audit_html(self, path, title=title)
 
     def figure_rows(self, index: int, n_images: int = 8) -> Dict[str, Tensor]:
         """The image rows of unit ``index``'s figure: its FV under every rendered strategy, then the

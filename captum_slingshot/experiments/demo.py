@@ -10,7 +10,7 @@
    ``render_vis``; score each against the target.
 4. Measure what the manipulation kept (accuracy, AUROC, top-100 Jaccard).
 5. Audit the ``logits`` layer of both models with :func:`captum_slingshot.checks.audit_layer`.
-6. Write ``report.png`` and ``metrics.json``.
+6. Write ``report.png``, ``metrics.json`` and ``report.html`` (the manipulated model's audit as a page).
 
 Example:
     >>> from captum_slingshot.experiments.demo import run_demo  # doctest: +SKIP
@@ -177,7 +177,9 @@ def run_demo(
                f"{kept['accuracy']:.1%}; audit flags {rep.flagged}"),
     )
     mpath = write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2))
-    metrics["files"] = {"figure": png, "metrics": mpath}
+    page = rep.to_html(os.path.join(out, "report.html"),
+                       title=f"Audit of the demo's manipulated MNIST CNN (logit {UNIT} slung to the {TARGET})")
+    metrics["files"] = {"figure": png, "metrics": mpath, "html": page}
     return metrics
 
 

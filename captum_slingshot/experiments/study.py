@@ -72,7 +72,7 @@ import torch
 from torch import Tensor
 
 from .._utils.settings import FlatOption
-from ..paths import atomic_path, save_state_dict
+from ..paths import atomic_path, save_state_dict, write_text
 from .errors import SettingsError, StudyError
 from .loading import LoadedModel, check_file, torch_load
 from .options import (
@@ -750,6 +750,53 @@ def _baseline(rows, model: str, members) -> Optional[Dict[str, Any]]:
     return None
 
 
+def _write_html(path: str, rows: List[Dict[str, Any]], spec: Dict[str, Any], figure: Optional[str]) -> str:
+    """``study.html``: what the study ran, the grid of cells with their numbers (sortable) and the plot."""
+    import base64
+    import html as html_module
+
+    from ..checks.html import html_page, sortable_table
+
+    keys = [k for k in swept_keys(spec) if k not in ("unit", "target")]
+    cols = (["model", "transform", "unit", "target"] + keys +
+            ["fv_ssim", "fv_mse", "accuracy", "accuracy_drop", "auroc", "jaccard_top_k", "combined_z", "rank", "flagged"])
+    table_rows, flags = [], []
+    for r in rows:
+        cells: List[Any] = []
+        for c in cols:
+            v = r.get(c)
+            if c == "flagged":
+                cells.append(("<span class=\"flag\">&#9873; flagged</span>" if v else ("&ndash;" if v is False else "n/a"),
+                              "" if v is None else int(bool(v))))
+            elif c in ("unit",) or isinstance(v, (list, dict)):
+                cells.append(_show(v) if v is not None else None)
+            else:
+                cells.append(v)
+        table_rows.append(cells)
+        flags.append(bool(r.get("flagged")) and r.get("transform") != "none")
+    n_cells = len([r for r in rows if r.get("transform") != "none"])
+    caught = sum(1 for r in rows if r.get("transform") != "none" and r.get("flagged"))
+    esc = html_module.escape
+    transforms = "; ".join(f"{t['label']}: {t['name']} with {json.dumps(t['settings'], default=str)}, grid "
+                           f"{json.dumps(t['grid'], default=str)}" for t in spec["transforms"])
+    settings = [("models", ", ".join(m["name"] for m in spec["models"])), ("transforms", transforms),
+                ("checks", ", ".join(spec["checks"])), ("evaluation", json.dumps(spec["evaluation"], default=str)),
+                ("audit", json.dumps(spec["audit"], default=str))]
+    header = (f'<p class="verdict{" flagged" if caught else ""}">The audit flagged the manipulated unit in '
+              f'<strong>{caught} of {n_cells}</strong> manipulated cells.</p><details><summary>What the study ran'
+              f'</summary><dl class="settings">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in settings)
+              + "</dl></details>")
+    main = "<h2>Cells</h2>" + sortable_table("cells-table", cols, table_rows, flags)
+    if figure and os.path.isfile(figure):
+        with open(figure, "rb") as f:
+            data = base64.b64encode(f.read()).decode("ascii")
+        main += (f'<h2>Against each swept setting</h2><figure><img class="plot" src="data:image/png;base64,{data}" '
+                 f'alt="FV similarity to the target, accuracy and the audit\'s pooled z of the manipulated unit against '
+                 f'each swept setting"><figcaption>dashed: the unmanipulated model; dotted: the flag threshold'
+                 f'</figcaption></figure>')
+    return write_text(path, html_page(f"Study: {n_cells} manipulated cells", header, main))
+
+
 # -- the study --------------------------------------------------------------------------------------
 def run_study(spec: Dict[str, Any], out: str, resume: bool = False, progress: bool = True,
               warn: Callable[[str], None] = print) -> Dict[str, Any]:
@@ -800,6 +847,7 @@ def run_study(spec: Dict[str, Any], out: str, resume: bool = False, progress: bo
     figure = _plot(rows, swept_keys(spec), float(spec["audit"]["threshold"]), os.path.join(out, "study.png"))
     if figure:
         files["figure"] = figure
+    files["html"] = _write_html(os.path.join(out, "study.html"), rows, spec, figure)
     return {"rows": rows, "columns": columns, "ran": len(cells) - len(done), "resumed": len(done),
             "files": files, "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -18,8 +18,9 @@ example:
   captum-slingshot audit --checks slingshot_field,natural_gap --no-lpips --starts 2 --out out/audit
   captum-slingshot audit --list-checks
 
-writes DIR/report.json, DIR/report.csv, DIR/summary.txt and DIR/figures/unit_*.png (flagged units),
-and prints the summary and the flagged units.
+writes DIR/report.html (one self-contained page: verdict, sortable table, a panel per unit; --no-html
+leaves it out), DIR/report.json, DIR/report.csv, DIR/summary.txt and DIR/figures/unit_*.png (flagged
+units), and prints the summary and the flagged units.
 """
 
 
@@ -58,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
     g.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
     g.add_argument("--out", default=os.path.join("out", "audit"), metavar="DIR",
                    help="report folder (default: out/audit)")
+    g.add_argument("--html", action=argparse.BooleanOptionalAction, default=True,
+                   help="write DIR/report.html, the audit as one self-contained page (default: on)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     return p
 
@@ -111,6 +114,9 @@ def run_audit(s: Dict[str, Any], warn: Callable[[str], None] = print) -> Dict[st
     os.makedirs(out, exist_ok=True)
     files: Dict[str, Any] = {"json": report.to_json(os.path.join(out, "report.json")),
                              "csv": report.to_csv(os.path.join(out, "report.csv"))}
+    if s.get("html", True):
+        files["html"] = report.to_html(os.path.join(out, "report.html"),
+                                       title=f"Audit of layer {layer!r} of {loaded.source.get('model') or loaded.kind}")
     summary = report.summary()
     files["summary"] = write_text(os.path.join(out, "summary.txt"), summary)
     figures: List[str] = []
@@ -133,5 +139,6 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     print(f"\nflagged units: {res['flagged']}")
     files = res["files"]
     extra = f" and {len(files['figures'])} figures" if files["figures"] else ""
-    print(f"wrote {files['json']}, {files['csv']}, {files['summary']}{extra}")
+    page = f"{files['html']}, " if "html" in files else ""
+    print(f"wrote {page}{files['json']}, {files['csv']}, {files['summary']}{extra}")
     return 0

@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
         description="Train (or reuse the cached) paper MNIST CNN, manipulate logit 0 toward the "
         "cross with the Gradient Slingshot (cached too), render FVs of logit 0 before and after "
         "under each AM strategy and with lucent's render_vis, measure what the model kept, audit "
-        "the logits layer of both models, and write report.png and metrics.json.",
+        "the logits layer of both models, and write report.png, report.html (the audit as a page) and "
+        "metrics.json.",
         epilog="example: captum-slingshot demo --out out/demo --starts 8",
     )
     p.add_argument("--out", default=os.path.join("out", "demo"), help="output folder (default: out/demo)")
@@ -36,5 +37,6 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     metrics = run_demo(args.out, n_starts=args.starts, steps=args.steps, seed=args.seed,
                        progress=not args.no_progress, device=args.device, manipulation_steps=args.manipulation_steps)
     print(format_table(metrics))
-    print(f"\nwrote {metrics['files']['figure']} and {metrics['files']['metrics']} ({metrics['seconds']['total']} s)")
+    files = metrics["files"]
+    print(f"\nwrote {files['figure']}, {files['html']} and {files['metrics']} ({metrics['seconds']['total']} s)")
     return 0

@@ -37,8 +37,8 @@ For every model x transform x grid point: manipulate, then measure FV similarity
 (SSIM, MSE) under evaluation.strategy, held-out accuracy and its drop, and the audit of the layer
 (the unit's z per check, combined z, rank, flagged); plus one unmanipulated baseline row per model
 and unit. Writes DIR/study.csv and DIR/study.json after every cell (with --resume, cells already
-in DIR/study.csv with the same settings are skipped) and DIR/study.png (the metrics against each
-swept setting).
+in DIR/study.csv with the same settings are skipped), DIR/study.png (the metrics against each
+swept setting) and DIR/study.html (the cells, sortable, and the plot, in one page).
 """
 
 
@@ -70,6 +70,6 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     print(format_rows(res["rows"], swept_keys(spec)))
     files = res["files"]
     print(f"\n{len(res['rows'])} rows ({res['ran']} run, {res['resumed']} kept from an earlier run) in {res['seconds']} s")
-    shown = [files["csv"], files["json"]] + ([files["figure"]] if "figure" in files else [])
+    shown = [files["html"], files["csv"], files["json"]] + ([files["figure"]] if "figure" in files else [])
     print(f"wrote {', '.join(shown[:-1])} and {shown[-1]}")
     return 0
