@@ -18,7 +18,7 @@ ROOT = Path(captum_slingshot.__file__).resolve().parent
 #: layer -> the layers it may import (besides itself); the library never imports the application
 #: layer (``experiments``) or the command line (``cli``), and ``experiments`` never imports ``cli``
 LIBRARY = {"_utils", "paths", "fv", "figures", "weights", "compat", "data", "models", "metrics", "transforms",
-           "interop", "evaluation", "checks", "<root>"}
+           "interop", "evaluation", "checks", "attributions", "<root>"}
 ALLOWED: Dict[str, Set[str]] = {
     "_utils": set(),
     "paths": set(),
@@ -29,10 +29,11 @@ ALLOWED: Dict[str, Set[str]] = {
     "data": {"fv", "paths"},
     "models": {"_utils", "data", "paths"},
     "metrics": {"_utils", "fv", "paths", "weights"},
-    "transforms": {"_utils", "fv", "paths"},
+    "attributions": {"_utils"},
+    "transforms": {"_utils", "fv", "paths", "attributions"},
     "interop": {"_utils", "fv"},
     "evaluation": {"_utils", "fv", "metrics"},
-    "checks": {"_utils", "fv", "metrics", "paths", "figures"},
+    "checks": {"_utils", "fv", "metrics", "paths", "figures", "attributions"},
     "<root>": LIBRARY,
     "experiments": LIBRARY,
     "cli": LIBRARY | {"experiments"},
