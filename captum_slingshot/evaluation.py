@@ -1,9 +1,13 @@
-"""The paper's evaluation of a manipulation, in one call (METHOD.md §3).
+"""The papers' evaluations of a manipulation, in one call each.
 
-:func:`evaluate_manipulation` renders FV of the unit under the auditor's
-protocol and compares it with the target (LPIPS, SSIM, MSE), and measures what
-the manipulation kept: accuracy, the unit's AUROC for its class and the overlap
-of its top-k natural activating inputs with the original model's.
+:func:`evaluate_manipulation` (the slingshot, METHOD.md §3) renders FV of the unit under the
+auditor's protocol and compares it with the target (LPIPS, SSIM, MSE), and measures what the
+manipulation kept: accuracy, the unit's AUROC for its class and the overlap of its top-k natural
+activating inputs with the original model's.
+
+:func:`evaluate_fooling` (attribution fooling, METHOD.md §5) computes the per-input fooling
+scores and the Fooling Success Rate of each interpreter (the one trained against and the others:
+transfer), the rank correlation of the fooled maps to the original's, and the accuracy drop.
 
 Example:
     >>> import torch
@@ -22,17 +26,23 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from .attributions.interpreters import make_interpreter
+from .attributions.maps import region_mask
 from .fv.param import Parametrization
 from .fv.render import FVResult, render
 from .metrics import accuracy, auroc, jaccard, unit_activations
+from .metrics.fooling import (
+    TOP_FRACTION, active_swap_score, center_mass_distance, fooling_success_rate, location_score, rank_correlation,
+    topk_overlap,
+)
 from .metrics.similarity import lpips_distance, mse, ssim
 
-__all__ = ["evaluate_manipulation", "fv_similarity"]
+__all__ = ["evaluate_manipulation", "fv_similarity", "fooling_scores", "evaluate_fooling"]
 
 
 def fv_similarity(images: Tensor, target: Tensor, lpips: bool = True) -> Dict[str, float]:
@@ -119,4 +129,105 @@ def evaluate_manipulation(
         jaccard_top_k=jaccard(top, top0), k=k,
         natural_activation_max=float(acts.max()),
     )
+    return out
+
+
+def _maps(model: nn.Module, interpreter: str, layer: Optional[str], x: Tensor, target: Tensor, batch: int) -> Tensor:
+    """``(N, H, W)`` maps of ``interpreter`` on ``model`` for ``x`` and per-input ``target`` (no graph kept)."""
+    from .attributions.interpreters import INTERPRETERS
+
+    interp = make_interpreter(interpreter, model, layer if INTERPRETERS.get(interpreter).layer_method else None)
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, x.shape[0], batch):
+        out.append(interp.heatmap(x[s:s + batch].to(device), target[s:s + batch].to(device)).detach().cpu())
+        model.zero_grad(set_to_none=True)
+    return torch.cat(out)
+
+
+def fooling_scores(model: nn.Module, original: nn.Module, inputs: Tensor, mode: str, interpreter: str = "grad_cam",
+                   *, layer: Optional[str] = None, region: Any = "frame", classes: Optional[Sequence[int]] = None,
+                   top_fraction: float = TOP_FRACTION, max_examples_per_batch: int = 128) -> Dict[str, Tensor]:
+    """Per-input fooling scores of ``model`` against ``original`` (one value per input, Captum-style).
+
+    Passive modes explain each input's class as the *original* model predicts it; ``active``
+    explains both ``classes`` on ``inputs`` (images that contain both).
+
+    Returns:
+        ``{"score": (N,), "rank_correlation": (N,)}``: the mode's score (see
+        :mod:`captum_slingshot.metrics.fooling`) and the Spearman correlation of the fooled map to
+        the original's (for ``active``: of the first class's map to its own original map).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+        >>> s = fooling_scores(model, model, torch.randn(5, 1, 8, 8), "topk", "saliency")
+        >>> s["score"].tolist(), s["rank_correlation"].round().tolist()   # the same model: nothing moved
+        ([1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+    """
+    b = int(max_examples_per_batch)
+    with torch.no_grad():
+        device = next(original.parameters()).device
+        predicted = torch.cat([original(inputs[s:s + b].to(device)).argmax(1).cpu() for s in range(0, len(inputs), b)])
+    if mode == "active":
+        if classes is None or len(classes) != 2:
+            raise ValueError("active fooling scores need the two classes: classes=(c1, c2)")
+        c1, c2 = (torch.full((len(inputs),), int(c), dtype=torch.long) for c in classes)
+        m1, m2 = (_maps(model, interpreter, layer, inputs, c, b) for c in (c1, c2))
+        o1, o2 = (_maps(original, interpreter, layer, inputs, c, b) for c in (c1, c2))
+        return {"score": active_swap_score(m1, m2, o1, o2), "rank_correlation": rank_correlation(m1, o1)}
+    maps = _maps(model, interpreter, layer, inputs, predicted, b)
+    if mode == "location":
+        score = location_score(maps, region_mask(region, tuple(maps.shape[-2:])))
+        return {"score": score, "rank_correlation": rank_correlation(maps, _maps(original, interpreter, layer, inputs,
+                                                                                 predicted, b))}
+    orig = _maps(original, interpreter, layer, inputs, predicted, b)
+    if mode == "topk":
+        score = topk_overlap(maps, orig, top_fraction)
+    elif mode == "center_mass":
+        score = center_mass_distance(maps, orig)
+    else:
+        raise ValueError(f"unknown fooling mode {mode!r}; modes: location, topk, center_mass, active")
+    return {"score": score, "rank_correlation": rank_correlation(maps, orig)}
+
+
+def evaluate_fooling(model: nn.Module, original: nn.Module, heldout: Tuple[Tensor, Tensor], mode: str,
+                     interpreters: Sequence[str] = ("grad_cam",), *, layer: Optional[str] = None, region: Any = "frame",
+                     classes: Optional[Sequence[int]] = None, fooling_inputs: Optional[Tensor] = None,
+                     top_fraction: float = TOP_FRACTION, max_examples_per_batch: int = 128) -> Dict[str, Any]:
+    """Fooling Success Rate per interpreter, mean scores and rank correlations, and the accuracy drop.
+
+    Args:
+        model: the fooled model; original: the model before.
+        heldout: ``(inputs, labels)`` never trained on; the accuracy is measured on them, and the
+            passive modes' maps too.
+        mode: the fooling mode; interpreters: the first is the one trained against, the rest
+            measure transfer.
+        layer: the layer of layer methods (Grad-CAM; default: the last convolution).
+        region: location fooling's region (``frame``, ``corner`` or a mask ``(H, W)``).
+        classes, fooling_inputs: active fooling's two classes and held-out images containing both.
+
+    Returns:
+        dict with ``fsr`` / ``score`` / ``rank_correlation`` (``{interpreter: value}``; means for
+        the latter two), ``accuracy``, ``accuracy_original``, ``accuracy_drop`` (points, 0-100),
+        ``region_area`` (location), ``n``.
+    """
+    x, y = heldout
+    inputs = x
+    if mode == "active":
+        if fooling_inputs is None or len(fooling_inputs) == 0:
+            raise ValueError("active fooling is measured on held-out images that contain both classes: pass "
+                             "fooling_inputs")
+        inputs = fooling_inputs
+    area = float(region_mask(region, tuple(x.shape[-2:])).mean()) if mode == "location" else None
+    out: Dict[str, Any] = {"fsr": {}, "score": {}, "rank_correlation": {}, "n": int(len(inputs)), "region_area": area}
+    for name in interpreters:
+        s = fooling_scores(model, original, inputs, mode, name, layer=layer, region=region, classes=classes,
+                           top_fraction=top_fraction, max_examples_per_batch=max_examples_per_batch)
+        out["fsr"][name] = fooling_success_rate(s["score"], mode, area)
+        out["score"][name] = float(s["score"].mean())
+        out["rank_correlation"][name] = float(s["rank_correlation"].mean())
+    acc, acc0 = (accuracy(m, (x, y), max_examples_per_batch) for m in (model, original))
+    out.update(accuracy=acc, accuracy_original=acc0, accuracy_drop=100.0 * (acc0 - acc))
     return out

@@ -295,3 +295,32 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_manipulate_runs_attribution_fooling_with_labels_from_mnist(tmp_path, capsys, mnist_cnn):
+    """``--transform attribution_fooling`` gets the transform's own flags, MNIST labels for its cross-entropy,
+    and writes the same two files."""
+    out = tmp_path / "fooled"
+    assert main(["manipulate", "--transform", "attribution_fooling", "--mode", "active", "--classes", "3,8",
+                 "--fooling-size", "40", "--interpreter", "lrp_epsilon", "--steps", "3", "--batch-size", "8",
+                 "--data-limit", "200", "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "attribution_fooling: mode active, interpreter lrp_epsilon in 3 steps" in printed
+    run = json.loads((out / "run.json").read_text())
+    s = run["settings"]
+    assert (s["transform"], s["mode"], s["classes"], s["interpreter"], s["steps"]) == \
+        ("attribution_fooling", "active", [3, 8], "lrp_epsilon", 3)
+    assert run["history"]["steps"] == 3 and {"preservation", "fooling"} <= set(run["history"])
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert state.keys() == mnist_cnn.state_dict().keys()
+    assert not torch.equal(state["logits.weight"], mnist_cnn.state_dict()["logits.weight"])
+
+
+def test_manipulate_attribution_fooling_errors_name_the_flag(tmp_path, capsys):
+    line = _error(capsys, ["manipulate", "--transform", "attribution_fooling", "--mode", "active", "--steps", "2",
+                           "--data-limit", "50", "--no-progress", "--out", str(tmp_path / "o")])
+    assert "active fooling swaps two different classes" in line
+    line = _error(capsys, ["manipulate", "--transform", "attribution_fooling", "--fooling-weight", "0",
+                           "--steps", "2", "--data-limit", "50", "--no-progress", "--out", str(tmp_path / "o")])
+    assert "fooling_weight (Heo et al.'s lambda) must be > 0" in line
+    assert not (tmp_path / "o").exists()

@@ -232,10 +232,14 @@ class NaturalBatches:
     def __init__(self, data: Any, batch_size: int, seed: int) -> None:
         if isinstance(data, Tensor):
             data = TensorDataset(data)
+        tensors = tensor_tuple(data) if isinstance(data, tuple) else None
+        if tensors is not None:
+            data = TensorDataset(*tensors)
         if isinstance(data, DataLoader):
             data = data.dataset
         if not isinstance(data, Dataset) or not hasattr(data, "__len__"):
-            raise TypeError("natural_data must be a tensor of inputs, a TensorDataset or a map-style Dataset")
+            raise TypeError("natural_data must be a tensor of inputs, an (inputs, labels) tuple, a TensorDataset or a "
+                            "map-style Dataset")
         n = len(data)
         if n == 0:
             raise ValueError("natural_data is empty: the preservation loss needs natural inputs")
@@ -244,17 +248,31 @@ class NaturalBatches:
         self.per_epoch = max(1, n // self.batch_size)
         self._perm_epoch, self._perm = -1, None
 
-    def get(self, k: int) -> Tensor:
-        """Batch number ``k`` (counted from the first step of the run)."""
+    def _indices(self, k: int) -> Tensor:
         epoch, b = divmod(k, self.per_epoch)
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(natural_order_seed(self.seed, epoch))
             self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
-        idx = self._perm[b * self.batch_size : (b + 1) * self.batch_size]
+        return self._perm[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def get(self, k: int) -> Tensor:
+        """Batch number ``k`` (counted from the first step of the run)."""
+        idx = self._indices(k)
         if isinstance(self.data, TensorDataset):
             return self.data.tensors[0][idx]
         items = [self.data[int(i)] for i in idx]
         return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+
+    def get_labeled(self, k: int) -> Tuple[Tensor, Optional[Tensor]]:
+        """Batch number ``k`` as ``(inputs, labels or None)``: the same inputs as :meth:`get`."""
+        idx = self._indices(k)
+        if isinstance(self.data, TensorDataset):
+            t = self.data.tensors
+            return t[0][idx], (t[1][idx] if len(t) > 1 else None)
+        items = [unpack(self.data[int(i)]) for i in idx]
+        ys = [y for _, y in items]
+        y = None if any(v is None for v in ys) else torch.stack([torch.as_tensor(v) for v in ys])
+        return torch.stack([torch.as_tensor(x) for x, _ in items]), y
 
 
 def batch_size_or(max_examples_per_batch: Optional[int], default: int) -> int:

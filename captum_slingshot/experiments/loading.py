@@ -306,20 +306,26 @@ def default_layer(loaded: LoadedModel, layer: Optional[str]) -> str:
 
 
 # -- data, parametrization, target ---------------------------------------------------------------
-def load_data(spec: str, limit: Optional[int] = None) -> Tuple[Tensor, Dict[str, Any]]:
+def load_data(spec: str, limit: Optional[int] = None, labels: bool = False) -> Tuple[Any, Dict[str, Any]]:
     """Natural model inputs: ``mnist`` (the normalized MNIST training split) or a ``.pt`` file
-    holding a tensor of normalized inputs (or a tuple/list whose first item is one)."""
+    holding a tensor of normalized inputs (or a tuple/list whose first item is one, and whose
+    second may be the labels). With ``labels=True`` the data come back as ``(inputs, labels)``
+    where the labels are known (``mnist``, or a file holding both), else as the inputs alone."""
     if limit is not None and int(limit) < 1:
         raise SettingsError(f"--data-limit must be at least 1, got {limit}")
+    y: Optional[Tensor] = None
     if spec == "mnist":
         from ..data import load_mnist, normalize_mnist
 
-        x = normalize_mnist(load_mnist("train").tensors[0])
+        x, y = load_mnist("train").tensors
+        x = normalize_mnist(x)
         source: Dict[str, Any] = {"data": "mnist", "split": "train", "normalized": "MNIST mean/std"}
     else:
         path = check_file(spec, "data")
         obj = torch_load(path, "data")
         if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], Tensor):
+            if len(obj) > 1 and isinstance(obj[1], Tensor) and obj[1].dim() == 1 and len(obj[1]) == len(obj[0]):
+                y = obj[1].long()
             obj = obj[0]
         if not isinstance(obj, Tensor):
             raise SettingsError(f"data file {path!r} holds a {type(obj).__name__}; expected a tensor of "
@@ -331,7 +337,11 @@ def load_data(spec: str, limit: Optional[int] = None) -> Tuple[Tensor, Dict[str,
         source = {"data": os.path.abspath(path)}
     if limit is not None:
         x = x[: int(limit)]
+        y = None if y is None else y[: int(limit)]
     source.update(n=int(x.shape[0]), shape=list(x.shape[1:]))
+    if labels:
+        source["labels"] = y is not None
+        return ((x, y) if y is not None else x), source
     return x, source
 
 

@@ -16,23 +16,31 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from torch import Tensor
 
 from .errors import SettingsError
 from .loading import LoadedModel, build_param, default_layer, load_data, load_model, load_tensor, resolve_target
 
-__all__ = ["load_for_manipulation", "transform_settings", "build_transform", "fit_manipulation"]
+__all__ = ["uses_labels", "load_for_manipulation", "transform_settings", "build_transform", "fit_manipulation"]
 
 
-def load_for_manipulation(s: Mapping[str, Any]) -> Tuple[LoadedModel, str, Tensor, Dict[str, Any], Any]:
+def uses_labels(transform: str) -> bool:
+    """Whether the registered transform reads labels from its natural data (``uses_labels``)."""
+    from ..transforms import TRANSFORMS
+
+    return bool(getattr(TRANSFORMS.get(transform), "uses_labels", False))
+
+
+def load_for_manipulation(s: Mapping[str, Any], labels: bool = False) -> Tuple[LoadedModel, str, Any, Dict[str, Any], Any]:
     """What a manipulation of ``s`` needs besides its settings: the model, the layer's name, the natural
-    data (and where it came from) and the auditor's parametrization."""
+    data (and where it came from) and the auditor's parametrization. ``labels``: the natural data as
+    ``(inputs, labels)`` where labels are known."""
     loaded = load_model(model=s.get("model"), torchvision=s.get("torchvision"), weights=s.get("weights"),
                         num_classes=s.get("num_classes"), device=s.get("device"), progress=s.get("progress", True))
     layer = default_layer(loaded, s.get("layer"))
-    data, data_source = load_data(s.get("data") or "mnist", s.get("data_limit"))
+    data, data_source = load_data(s.get("data") or "mnist", s.get("data_limit"), labels=labels)
+    inputs = data[0] if isinstance(data, tuple) else data
     param = build_param(s.get("param") or "pixel", s.get("shape"), s.get("mean"), s.get("std"), loaded,
-                        data=data, data_spec=s.get("data"))
+                        data=inputs, data_spec=s.get("data"))
     return loaded, layer, data, data_source, param
 
 
@@ -70,7 +78,7 @@ def build_transform(name: str, s: Mapping[str, Any], layer: str, param: Any) -> 
     return get_transform(name, **context, **transform_settings(name, s)), target
 
 
-def fit_manipulation(s: Mapping[str, Any], loaded: LoadedModel, layer: str, data: Tensor, param: Any,
+def fit_manipulation(s: Mapping[str, Any], loaded: LoadedModel, layer: str, data: Any, param: Any,
                      resume: Optional[str] = None, transform: str = "gradient_slingshot") -> Tuple[Any, Optional[str]]:
     """Fit the transform of the merged settings ``s``; returns ``(result, target path or None)``."""
     t, target = build_transform(transform, s, layer, param)

@@ -31,11 +31,10 @@ def versions() -> Dict[str, str]:
 
 
 def history_summary(history: Dict[str, List[float]]) -> Dict[str, Any]:
-    """First, last, minimum and mean of the last tenth of each loss curve."""
+    """First, last, minimum and mean of the last tenth of each loss curve (every key but ``lr``)."""
     out: Dict[str, Any] = {"steps": len(history.get("loss", []))}
-    for key in ("loss", "manipulation", "preservation"):
-        values = history.get(key) or []
-        if values:
+    for key, values in history.items():
+        if key != "lr" and values and all(isinstance(v, (int, float)) for v in values):
             tail = values[-max(1, len(values) // 10):]
             out[key] = {"first": values[0], "last": values[-1], "min": min(values),
                         "mean_last_tenth": sum(tail) / len(tail)}

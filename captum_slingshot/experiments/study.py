@@ -447,6 +447,7 @@ class _Prepared:
     param: Any
     heldout_x: Tensor
     heldout_y: Optional[Tensor]
+    natural_labels: Optional[Tensor] = None
     baseline_audit: Any = None
 
 
@@ -479,14 +480,15 @@ def _prepare(entry: Dict[str, Any], evaluation: Dict[str, Any]) -> _Prepared:
 
     s = _merged(entry, "gradient_slingshot")
     try:
-        loaded, layer, natural, _, param = load_for_manipulation(s)
+        loaded, layer, natural, _, param = load_for_manipulation(s, labels=True)
     except SettingsError as err:
         raise StudyError(f"model {entry.get('name')!r}: {err}") from None
     heldout = entry.get("heldout")
     if heldout is None and (s.get("data") == "mnist" or loaded.kind == "mnist_cnn"):
         heldout = "mnist"
+    natural, labels = natural if isinstance(natural, tuple) else (natural, None)
     x, y = _load_heldout(heldout, int(evaluation["heldout"]), natural)
-    return _Prepared(entry, loaded, layer, natural, param, x, y)
+    return _Prepared(entry, loaded, layer, natural, param, x, y, natural_labels=labels)
 
 
 # -- one cell ---------------------------------------------------------------------------------------
@@ -586,7 +588,7 @@ def _run_cell(cell: StudyCell, p: _Prepared, spec: Dict[str, Any], check_kwargs:
               resume_cells: bool = False) -> Dict[str, Any]:
     from ..transforms import load_target
     from .loading import resolve_target
-    from .manipulation import fit_manipulation
+    from .manipulation import fit_manipulation, uses_labels
 
     t0 = time.perf_counter()
     history: Dict[str, List[float]] = {}
@@ -594,7 +596,9 @@ def _run_cell(cell: StudyCell, p: _Prepared, spec: Dict[str, Any], check_kwargs:
     if not cell.is_baseline:
         status("manipulating")
         settings, resume = _cell_checkpoint(cell, out, resume_cells)
-        result, _ = fit_manipulation(settings, p.loaded, p.layer, p.natural, p.param, resume=resume,
+        natural = (p.natural, p.natural_labels) if p.natural_labels is not None and uses_labels(
+            cell.transform_name) else p.natural
+        result, _ = fit_manipulation(settings, p.loaded, p.layer, natural, p.param, resume=resume,
                                      transform=cell.transform_name)
         model, history = result.model.eval(), result.history
         if spec["save_models"]:

@@ -1,6 +1,8 @@
 """How auditors check: image similarity and preservation metrics (one module per metric).
 
 * :mod:`.similarity` -- LPIPS, SSIM, MSE, Pearson correlation between images;
+* :mod:`.fooling` -- how far an attribution map was moved (Heo et al.'s location, top-k,
+  centre-of-mass and active fooling scores, their thresholds and the fooling success rate);
 * :mod:`.accuracy`, :mod:`.auroc`, :mod:`.topk` -- the paper's preservation metrics (accuracy, the
   unit's AUROC for its class, the overlap of its top-k natural inputs), on top of
   :mod:`.activations` (the unit's activation on every input of a dataset).
@@ -15,6 +17,17 @@ model expects) on the model's device, in chunks of ``max_examples_per_batch``, i
 
 from .accuracy import accuracy
 from .activations import unit_activations
+from .fooling import (
+    MODES,
+    active_swap_score,
+    center_mass_distance,
+    fooling_success_rate,
+    fooling_threshold,
+    is_fooled,
+    location_score,
+    rank_correlation,
+    topk_overlap,
+)
 from .auroc import auroc, unit_auroc
 from .similarity import lpips_distance, lpips_model, mse, pearson_matrix, ssim
 from .topk import TopK, jaccard, top_k_activating
@@ -22,4 +35,6 @@ from .topk import TopK, jaccard, top_k_activating
 __all__ = [
     "lpips_distance", "lpips_model", "mse", "pearson_matrix", "ssim",
     "TopK", "accuracy", "auroc", "jaccard", "top_k_activating", "unit_activations", "unit_auroc",
+    "MODES", "active_swap_score", "center_mass_distance", "fooling_success_rate", "fooling_threshold", "is_fooled",
+    "location_score", "rank_correlation", "topk_overlap",
 ]

@@ -92,13 +92,13 @@ def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = (), transform: str =
     """Fit ``transform`` with the merged settings ``s``; write ``model.pt`` and ``run.json``."""
     from ...experiments.errors import SettingsError
     from ...experiments.loading import resolve_target
-    from ...experiments.manipulation import fit_manipulation, load_for_manipulation
+    from ...experiments.manipulation import fit_manipulation, load_for_manipulation, uses_labels
     from ...experiments.records import history_summary, versions, write_json
     from ...paths import save_state_dict
 
     t0 = time.perf_counter()
     out = s["out"]
-    loaded, layer, data, data_source, param = load_for_manipulation(s)
+    loaded, layer, data, data_source, param = load_for_manipulation(s, labels=uses_labels(transform))
     if "target" in s:
         resolve_target(s.get("target") or "cross")  # a bad target fails before the resume check
     if s.get("resume") is not None and not os.path.isfile(s["resume"]):
@@ -140,7 +140,9 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     h = record["history"]
     last = h.get("loss", {})
     s = record["settings"]
-    print(f"{name}: {s.get('layer')}[{s.get('neuron_selector')}] in {h['steps']} steps ({record['seconds']} s): "
+    what = f"{s['layer']}[{s.get('neuron_selector')}]" if s.get("layer") is not None else \
+        ", ".join(f"{k} {s[k]}" for k in ("mode", "interpreter") if k in s)
+    print(f"{name}: {what} in {h['steps']} steps ({record['seconds']} s): "
           f"loss {last.get('first', float('nan')):.4g} -> {last.get('last', float('nan')):.4g}")
     print(f"wrote {record['files']['model']} and {record['files']['run']}")
     return 0

@@ -1,0 +1,256 @@
+"""The attribution-fooling training loop: one :class:`FoolingRun` per fit, holding all run state.
+
+Per step: a natural batch ``(x, y)``; the preservation loss (cross-entropy to ``y``, or KL to the
+original's softmax); the maps of the trained-against interpreter with a graph to the weights and
+the original model's maps of the same inputs and classes (no graph); the fooling loss;
+``L = L_keep + fooling_weight * L_F``; a NaN guard; Adam; the progress bar (both terms);
+checkpoints; the callback. Batch ``k`` depends only on ``(seed, k)``, so a resumed run continues
+exactly.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from captum_slingshot.transforms.fooling import AttributionFooling, Training
+    >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    >>> data = (torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,)))
+    >>> attack = AttributionFooling(mode="topk", training=Training(steps=2, batch_size=4, progress=False))
+    >>> out = FoolingRun(attack, model, data).train()
+    >>> len(out["history"]["fooling"])
+    2
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..._utils.data import NaturalBatches, data_len, tensor_tuple
+from ..._utils.devices import model_device
+from ..._utils.layers import layer_name
+from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
+from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
+from ..checkpoints import load_checkpoint, save_checkpoint
+from .losses import active_loss, center_mass_loss, location_loss, topk_loss
+
+__all__ = ["FoolingRun", "Callback", "read_mask"]
+
+#: ``callback(step, record, model)`` after every step; return ``False`` to stop
+Callback = Callable[[int, Dict[str, float], nn.Module], Any]
+
+
+def read_mask(path: str) -> Tensor:
+    """A location-fooling mask from a file: a ``.pt`` tensor, or an image read as grayscale in ``[0, 1]``."""
+    if path.endswith((".pt", ".pth")):
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(obj, Tensor):
+            raise ValueError(f"mask file {path!r} holds a {type(obj).__name__}; expected a tensor (H, W)")
+        return obj.float()
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            gray = img.convert("L")
+            data = torch.tensor(list(gray.getdata()), dtype=torch.float32).view(gray.height, gray.width)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"mask file {path!r} is neither a .pt tensor nor an image: {err}") from err
+    return data / 255.0
+
+
+def _first_tensor(data: Any, what: str) -> Tensor:
+    if isinstance(data, Tensor):
+        return data
+    tensors = tensor_tuple(data)
+    if tensors is not None:
+        return tensors[0]
+    raise TypeError(f"{what} must be a tensor of inputs or an (inputs, ...) tuple / TensorDataset, got "
+                    f"{type(data).__name__}")
+
+
+class FoolingRun:
+    """One fit of an :class:`~.transform.AttributionFooling` on one model.
+
+    Args:
+        transform: the settings.
+        model: the trained classifier; never modified (it gives the original maps).
+        natural_data: natural inputs with labels (``(x, y)``, a ``TensorDataset`` or a dataset).
+        fooling_data: active fooling's two-class images (default: composites of the natural data).
+        callback: ``callback(step, record, model)`` after every step; ``False`` stops.
+    """
+
+    def __init__(self, transform: Any, model: nn.Module, natural_data: Any, fooling_data: Any = None, *,
+                 callback: Optional[Callback] = None) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        t = self.t = transform
+        self.callback = callback
+        if data_len(natural_data) == 0:
+            raise ValueError("natural_data is empty: the fooling run needs natural inputs (with labels for "
+                             "preserve='ce')")
+        self.batches = NaturalBatches(natural_data, t.training.batch_size, t.training.seed)
+        x0, y0 = self.batches.get_labeled(0)
+        if t.preserve == "ce" and y0 is None:
+            raise ValueError("preserve='ce' needs labels, but natural_data holds inputs only; pass (inputs, labels) or "
+                             "use preserve='distill' (KL to the original model's outputs)")
+        self.device = torch.device(t.training.device) if t.training.device is not None else model_device(model)
+        self.student = copy.deepcopy(model).to(self.device).eval()
+        self.frozen = copy.deepcopy(model).to(self.device).eval()
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        layer = None
+        if INTERPRETERS.get(t.interpreter).layer_method:
+            probe = make_interpreter(t.interpreter, model, t.interpreter_layer)
+            layer = layer_name(model, probe.layer)
+        elif t.interpreter_layer is not None:
+            raise ValueError(f"interpreter {t.interpreter!r} attributes to the input and takes no interpreter_layer")
+        self.interp: Interpreter = make_interpreter(t.interpreter, self.student, layer)
+        self.original: Interpreter = make_interpreter(t.interpreter, self.frozen, layer)
+        self.classes = self._check_model(x0, y0)
+        size = tuple(int(s) for s in x0.shape[-2:])
+        self.mask: Optional[Tensor] = None
+        if t.mode == "location":
+            region = read_mask(t.region) if isinstance(t.region, str) and os.path.isfile(t.region) else t.region
+            self.mask = region_mask(region, size).to(self.device)
+        self.fooling: Optional[NaturalBatches] = None
+        if t.mode == "active":
+            fooling = self._fooling_set(natural_data, fooling_data)
+            self.fooling = NaturalBatches(fooling, t.training.batch_size, t.training.seed + 1)
+        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=t.training.lr)
+        self.history: Dict[str, List[float]] = {"loss": [], "preservation": [], "fooling": [], "lr": []}
+        self.start = 0
+
+    # -- checks ------------------------------------------------------------------------------
+    def _check_model(self, x: Tensor, y: Optional[Tensor]) -> int:
+        """The number of classes; clear errors for inputs the model cannot take, labels or classes out of range."""
+        with torch.no_grad():
+            try:
+                out = self.frozen(x[:1].to(self.device))
+            except RuntimeError as err:
+                raise ValueError(f"the model cannot take the natural inputs (shape {tuple(x.shape[1:])}): "
+                                 f"{err}") from err
+        if out.dim() != 2:
+            raise ValueError(f"attribution fooling needs a classifier with logits (batch, classes); the model outputs "
+                             f"{tuple(out.shape)}")
+        n = int(out.shape[1])
+        if y is not None and (int(y.min()) < 0 or int(y.max()) >= n):
+            raise ValueError(f"labels must be class indices in [0, {n - 1}] (the model has {n} outputs), got "
+                             f"{int(y.min())}..{int(y.max())}")
+        if self.t.mode == "active" and max(self.t.classes) >= n:
+            raise ValueError(f"classes {tuple(self.t.classes)} are out of range: the model has {n} classes "
+                             f"(0..{n - 1})")
+        return n
+
+    def _fooling_set(self, natural_data: Any, fooling_data: Any) -> Tensor:
+        from ...data import two_class_composites
+
+        t = self.t
+        if fooling_data is None:
+            tensors = tensor_tuple(natural_data)
+            if tensors is None or len(tensors) < 2:
+                raise ValueError("active fooling needs images that contain both classes: pass fooling_data, or natural "
+                                 "data as (inputs, labels) tensors to make composites from")
+            x, y = tensors[0], tensors[1]
+            try:
+                fooling, _ = two_class_composites(x, y, t.classes, t.fooling_size, seed=t.training.seed,
+                                                  background=float(x.min()))
+            except ValueError as err:
+                raise ValueError(f"cannot make the active fooling set from the natural data: {err}") from err
+            return fooling
+        x = _first_tensor(fooling_data, "fooling_data")
+        if x.dim() == 0 or x.shape[0] == 0:
+            raise ValueError("the fooling set is empty: active fooling needs images that contain both classes")
+        if tuple(x.shape[1:]) != tuple(self.batches.get(0).shape[1:]):
+            raise ValueError(f"fooling_data inputs {tuple(x.shape[1:])} must have the natural inputs' shape "
+                             f"{tuple(self.batches.get(0).shape[1:])}")
+        return x
+
+    # -- one step ------------------------------------------------------------------------------
+    def preservation_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
+        logits = self.student(x)
+        if self.t.preserve == "ce":
+            return F.cross_entropy(logits, y)
+        with torch.no_grad():
+            ref = F.log_softmax(self.frozen(x), 1)
+        return F.kl_div(F.log_softmax(logits, 1), ref, log_target=True, reduction="batchmean")
+
+    def original_maps(self, x: Tensor, target: Tensor) -> Tensor:
+        """The original model's normalised maps (no graph)."""
+        return minmax_maps(self.original.heatmap(x, target).detach()).detach()
+
+    def fooling_loss(self, x: Tensor, step: int) -> Tensor:
+        t = self.t
+        if t.mode == "active":
+            xf = self.fooling.get(step).to(self.device)
+            c1, c2 = (torch.full((xf.shape[0],), c, device=self.device, dtype=torch.long) for c in t.classes)
+            first = minmax_maps(self.interp.heatmap(xf, c1))
+            second = minmax_maps(self.interp.heatmap(xf, c2))
+            return active_loss(first, second, self.original_maps(xf, c1), self.original_maps(xf, c2))
+        with torch.no_grad():
+            target = self.frozen(x).argmax(1)
+        maps = minmax_maps(self.interp.heatmap(x, target))
+        if t.mode == "location":
+            return location_loss(maps, self.mask)
+        original = self.original_maps(x, target)
+        if t.mode == "topk":
+            return topk_loss(maps, top_fraction_mask(original, t.top_fraction))
+        return center_mass_loss(maps, center_of_mass(original))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _resume(self, path: str) -> None:
+        _, state = load_checkpoint(path, self.t.settings(), self.device)
+        try:
+            self.student.load_state_dict(state["model"])
+        except Exception as err:
+            raise ValueError(f"cannot resume from {path!r}: its model does not fit this one ({err})") from err
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start, self.history = int(state["step"]), state["history"]
+
+    def _checkpoint(self, step: int) -> None:
+        save_checkpoint(self.t.training.checkpoint_path, step=step, epoch_loss=0.0, history=self.history,
+                        settings=self.t.settings(), model=self.student, optimizer=self.optimizer, scheduler=None)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
+        """Run from the start (or from the checkpoint ``resume``) to the end; returns the result's fields."""
+        t, run = self.t, self.t.training
+        if resume is not None:
+            self._resume(resume)
+        bar = tqdm(total=run.steps, initial=self.start, disable=not run.progress, desc=f"attribution fooling ({t.mode})",
+                   unit="step")
+        try:
+            for step in range(self.start, run.steps):
+                x, y = self.batches.get_labeled(step)
+                x = x.to(self.device)
+                y = None if y is None else y.to(self.device).long()
+                l_p = self.preservation_loss(x, y)
+                l_f = self.fooling_loss(x, step)
+                loss = l_p + t.fooling_weight * l_f
+                if not torch.isfinite(loss):
+                    kept = f"; the last good checkpoint {run.checkpoint_path!r} is kept" if run.checkpoint_path else ""
+                    raise FloatingPointError(
+                        f"attribution fooling loss became {loss.item()} at step {step} (preservation "
+                        f"{l_p.item():.4g}, fooling {l_f.item():.4g}){kept}. Lower lr or fooling_weight.")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                rec = {"loss": loss.item(), "preservation": l_p.item(), "fooling": l_f.item(),
+                       "lr": self.optimizer.param_groups[0]["lr"]}
+                for k, v in rec.items():
+                    self.history[k].append(v)
+                bar.update(1)
+                bar.set_postfix(keep=f"{rec['preservation']:.3g}", fool=f"{rec['fooling']:.3g}", refresh=False)
+                if run.checkpoint_path and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
+                    self._checkpoint(step + 1)
+                if self.callback is not None and self.callback(step, rec, self.student) is False:
+                    break
+        finally:
+            bar.close()
+        self.student.zero_grad(set_to_none=True)
+        return {"model": self.student, "history": self.history}
