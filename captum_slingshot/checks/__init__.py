@@ -14,12 +14,20 @@ max_examples_per_batch=None, seed=0, return_details=False)`` returning one score
 :func:`audit_layer` runs them on every unit of a layer, with one :class:`RenderCache` shared by
 the checks that score FVs, and flags outliers by robust z-scores.
 
+:mod:`.attribution` holds the checks for fooled *attributions* (one score per input:
+:func:`interpreter_disagreement`, :func:`input_dependence`, :func:`fixed_pattern`) and
+:func:`audit_attributions`, a model-level audit against a trusted reference model.
+
 Example:
     >>> from captum_slingshot.checks import CHECKS
     >>> {name: spec.higher_is_more_suspicious for name, spec in CHECKS.items()}
     {'activation_excess': True, 'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
 """
 
+from .attribution import (
+    ATTRIBUTION_CHECKS, attribution_scores, audit_attributions, available_attribution_checks, fixed_pattern,
+    input_dependence, interpreter_disagreement,
+)
 from .audit import COMBINE_RULES, DEFAULT_CHECKS, audit_layer, route_settings
 from .base import CHECKS, CheckSpec, available_checks, get_check, register_check, unregister_check
 from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, resolve_strategy, strategy_divergence
@@ -36,4 +44,6 @@ __all__ = [
     "slingshot_field", "fit_attractor", "DEFAULT_RADII",
     "audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES", "route_settings", "RenderCache",
     "AuditReport", "read_table", "robust_z", "parse_cell",
+    "ATTRIBUTION_CHECKS", "available_attribution_checks", "interpreter_disagreement", "input_dependence",
+    "fixed_pattern", "audit_attributions", "attribution_scores",
 ]

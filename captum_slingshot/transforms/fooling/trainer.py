@@ -104,14 +104,17 @@ class FoolingRun:
             p.requires_grad_(False)
         for p in self.student.parameters():
             p.requires_grad_(True)
-        layer = None
-        if INTERPRETERS.get(t.interpreter).layer_method:
-            probe = make_interpreter(t.interpreter, model, t.interpreter_layer)
-            layer = layer_name(model, probe.layer)
-        elif t.interpreter_layer is not None:
+        self.interps: List[Interpreter] = []
+        self.originals: List[Interpreter] = []
+        layer_methods = [n for n in t.interpreters if INTERPRETERS.get(n).layer_method]
+        if t.interpreter_layer is not None and not layer_methods:
             raise ValueError(f"interpreter {t.interpreter!r} attributes to the input and takes no interpreter_layer")
-        self.interp: Interpreter = make_interpreter(t.interpreter, self.student, layer)
-        self.original: Interpreter = make_interpreter(t.interpreter, self.frozen, layer)
+        for name in t.interpreters:
+            layer = None
+            if name in layer_methods:
+                layer = layer_name(model, make_interpreter(name, model, t.interpreter_layer).layer)
+            self.interps.append(make_interpreter(name, self.student, layer))
+            self.originals.append(make_interpreter(name, self.frozen, layer))
         self.classes = self._check_model(x0, y0)
         size = tuple(int(s) for s in x0.shape[-2:])
         self.mask: Optional[Tensor] = None
@@ -180,24 +183,35 @@ class FoolingRun:
             ref = F.log_softmax(self.frozen(x), 1)
         return F.kl_div(F.log_softmax(logits, 1), ref, log_target=True, reduction="batchmean")
 
-    def original_maps(self, x: Tensor, target: Tensor) -> Tensor:
+    @staticmethod
+    def original_maps(original: Interpreter, x: Tensor, target: Tensor) -> Tensor:
         """The original model's normalised maps (no graph)."""
-        return minmax_maps(self.original.heatmap(x, target).detach()).detach()
+        return minmax_maps(original.heatmap(x, target).detach()).detach()
 
     def fooling_loss(self, x: Tensor, step: int) -> Tensor:
+        """The fooling loss of the step, averaged over the interpreters trained against."""
         t = self.t
         if t.mode == "active":
-            xf = self.fooling.get(step).to(self.device)
-            c1, c2 = (torch.full((xf.shape[0],), c, device=self.device, dtype=torch.long) for c in t.classes)
-            first = minmax_maps(self.interp.heatmap(xf, c1))
-            second = minmax_maps(self.interp.heatmap(xf, c2))
-            return active_loss(first, second, self.original_maps(xf, c1), self.original_maps(xf, c2))
-        with torch.no_grad():
-            target = self.frozen(x).argmax(1)
-        maps = minmax_maps(self.interp.heatmap(x, target))
+            x = self.fooling.get(step).to(self.device)
+            target = None
+        else:
+            with torch.no_grad():
+                target = self.frozen(x).argmax(1)
+        losses = [self._fooling_loss(interp, original, x, target) for interp, original in zip(self.interps,
+                                                                                             self.originals)]
+        return torch.stack(losses).mean()
+
+    def _fooling_loss(self, interp: Interpreter, original: Interpreter, x: Tensor, target: Optional[Tensor]) -> Tensor:
+        t = self.t
+        if t.mode == "active":
+            c1, c2 = (torch.full((x.shape[0],), c, device=self.device, dtype=torch.long) for c in t.classes)
+            first = minmax_maps(interp.heatmap(x, c1))
+            second = minmax_maps(interp.heatmap(x, c2))
+            return active_loss(first, second, self.original_maps(original, x, c1), self.original_maps(original, x, c2))
+        maps = minmax_maps(interp.heatmap(x, target))
         if t.mode == "location":
             return location_loss(maps, self.mask)
-        original = self.original_maps(x, target)
+        original = self.original_maps(original, x, target)
         if t.mode == "topk":
             return topk_loss(maps, top_fraction_mask(original, t.top_fraction))
         return center_mass_loss(maps, center_of_mass(original))

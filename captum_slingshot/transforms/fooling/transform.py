@@ -60,7 +60,9 @@ class AttributionFooling(ModelTransform):
     Attributes:
         mode: ``location``, ``topk``, ``center_mass`` or ``active``.
         interpreter: the attribution method trained against
-            (:func:`~captum_slingshot.attributions.available_interpreters`).
+            (:func:`~captum_slingshot.attributions.available_interpreters`); several joined by ``+``
+            (``"grad_cam+lrp_epsilon"``) are fooled together, their fooling losses averaged: the
+            adaptive attack on :func:`~captum_slingshot.checks.attribution.interpreter_disagreement`.
         interpreter_layer: the layer of a layer method (Grad-CAM; default: the last convolution).
         fooling_weight: Heo et al.'s ``lambda``, the weight of the fooling loss (> 0).
         region: location fooling's region: ``frame``, ``corner``, a mask tensor ``(H, W)`` or the
@@ -78,8 +80,9 @@ class AttributionFooling(ModelTransform):
     mode: str = setting("location", "fooling mode: location (map pushed onto a region), topk (relevance removed from "
                         "the original's top pixels), center_mass (centre of mass pushed away) or active (two classes' "
                         "explanations swapped)", flat="mode", kind="text", choices=FOOLING_MODES)
-    interpreter: str = setting("grad_cam", "the attribution method trained against", flat="interpreter", kind="text",
-                               choices=tuple(INTERPRETERS))
+    interpreter: str = setting("grad_cam", "the attribution method trained against; several joined by + (e.g. "
+                               "grad_cam+lrp_epsilon) are fooled together, so that they agree on the lie (the attack "
+                               "on the interpreter_disagreement check)", flat="interpreter", kind="text")
     interpreter_layer: Optional[str] = setting(None, "the layer of a layer method such as grad_cam (default: the last "
                                                "convolution)", flat="interpreter_layer", kind="text", optional=True)
     fooling_weight: float = setting(1.0, "weight of the fooling loss (Heo et al.'s lambda, > 0)", flat="fooling_weight",
@@ -104,8 +107,11 @@ class AttributionFooling(ModelTransform):
     def __post_init__(self) -> None:
         if self.mode not in FOOLING_MODES:
             raise ValueError(f"unknown fooling mode {self.mode!r}; modes: {', '.join(FOOLING_MODES)}")
-        if self.interpreter not in INTERPRETERS:
-            raise ValueError(f"unknown interpreter {self.interpreter!r}; available: {', '.join(INTERPRETERS)}")
+        names = self.interpreters
+        unknown = [n for n in names if n not in INTERPRETERS]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(f"interpreter must name registered interpreters (several joined by +, each once), got "
+                             f"{self.interpreter!r}; available: {', '.join(INTERPRETERS)}")
         if self.preserve not in PRESERVE:
             raise ValueError(f"preserve must be one of {', '.join(PRESERVE)}, got {self.preserve!r}")
         if isinstance(self.fooling_weight, bool) or not isinstance(self.fooling_weight, (int, float)) \
@@ -148,6 +154,11 @@ class AttributionFooling(ModelTransform):
                              f"{', '.join(o.name for o in cls.options())}")
         training = Training(**{k: v for k, v in settings.items() if k in run_names})
         return cls(**{k: v for k, v in settings.items() if k in own}, training=training)
+
+    @property
+    def interpreters(self) -> Tuple[str, ...]:
+        """The interpreters trained against (``interpreter`` split at ``+``)."""
+        return tuple(n.strip() for n in str(self.interpreter).split("+") if n.strip())
 
     def settings(self) -> Dict[str, Any]:
         """JSON-friendly flat settings (a mask tensor is recorded by its digest)."""

@@ -1,0 +1,126 @@
+"""A model-level audit of attributions: every attribution check on every interpreter, against a
+model you trust, written as the layer audit's :class:`~captum_slingshot.checks.report.AuditReport`.
+
+Rows are interpreters (``grad_cam``, ``lrp_epsilon``, ...); for each check the row's score is the
+mean over the inputs of the check's per-input score (a pairwise check: also the mean over the other
+interpreters). The score only means something next to the same score of a model that was not
+manipulated, so the audit takes a ``reference`` model of the same task (the vendor's published
+checkpoint, one you trained, the model before a third party fine-tuned it) and reports
+``z = (score - reference score) / min_scale``, signed so that high is suspicious, with each check's
+declared ``min_scale`` (0.1 of rank correlation for the disagreement, 0.05 for the others). A row
+is flagged when its combined z (the maximum over checks) passes ``threshold``.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> torch.manual_seed(0) and None
+    >>> net = lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    >>> model, trusted = net(), net()
+    >>> report = audit_attributions(model, torch.rand(6, 1, 8, 8), reference=trusted,
+    ...                             interpreters=("grad_cam", "saliency"))
+    >>> report.units, report.checks
+    (['grad_cam', 'saliency'], ['fixed_pattern', 'input_dependence', 'interpreter_disagreement'])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ...attributions.interpreters import INTERPRETERS, make_interpreter
+from ..report import AuditReport
+from .base import ATTRIBUTION_CHECKS, Target
+
+__all__ = ["audit_attributions", "DEFAULT_INTERPRETERS", "attribution_scores"]
+
+#: the interpreters audited by default: one layer method, one relevance method, the plain gradient
+DEFAULT_INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency")
+
+
+def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
+                       interpreters: Sequence[str] = DEFAULT_INTERPRETERS, checks: Optional[Sequence[str]] = None,
+                       max_examples_per_batch: Optional[int] = None) -> Dict[str, Tensor]:
+    """``{check: (interpreters, B)}``: every check's per-input scores for every interpreter of ``model``
+    (a pairwise check averaged over the other interpreters). ``target`` defaults to the model's
+    predicted classes."""
+    checks = list(ATTRIBUTION_CHECKS) if checks is None else list(checks)
+    for c in checks:
+        ATTRIBUTION_CHECKS.get(c)  # unknown names raise, listing the registered ones
+    interpreters = list(interpreters)
+    unknown = [n for n in interpreters if n not in INTERPRETERS]
+    if unknown or not interpreters:
+        raise ValueError(f"unknown interpreter(s) {unknown}; available: {', '.join(INTERPRETERS)}")
+    if any(ATTRIBUTION_CHECKS.get(c).pairwise for c in checks) and len(interpreters) < 2:
+        raise ValueError("a pairwise check (interpreter_disagreement) needs at least two interpreters")
+    was_training = model.training
+    model.eval()
+    try:
+        if target is None:
+            with torch.no_grad():
+                target = model(inputs).argmax(1)
+        funcs = [make_interpreter(n, model).heatmap for n in interpreters]
+        out: Dict[str, Tensor] = {}
+        for c in checks:
+            spec = ATTRIBUTION_CHECKS.get(c)
+            rows = []
+            for i, f in enumerate(funcs):
+                if spec.pairwise:
+                    pairs = [spec.function(f, inputs, reference_func=g, target=target,
+                                           max_examples_per_batch=max_examples_per_batch)
+                             for j, g in enumerate(funcs) if j != i]
+                    rows.append(torch.stack(pairs).mean(0))
+                else:
+                    rows.append(spec.function(f, inputs, target=target, max_examples_per_batch=max_examples_per_batch))
+            out[c] = torch.stack(rows).float()
+        return out
+    finally:
+        model.train(was_training)
+
+
+def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module, target: Target = None,
+                       interpreters: Sequence[str] = DEFAULT_INTERPRETERS, checks: Optional[Sequence[str]] = None,
+                       threshold: float = 3.5, max_examples_per_batch: Optional[int] = None) -> AuditReport:
+    """Audit ``model``'s attributions on ``inputs`` against ``reference`` (see the module docstring).
+
+    Args:
+        model: the classifier under audit (logits ``(B, classes)``); left unchanged.
+        inputs: natural inputs ``(B, C, H, W)``, fed as the model expects (at least 2).
+        reference: a model of the same task you trust; required (a score alone has no scale).
+        target: classes explained (default: ``model``'s predictions, used for both models).
+        interpreters: registered interpreter names (the rows).
+        checks: registered attribution checks (default: all).
+        threshold: flag a row whose combined z (max over checks) exceeds this.
+        max_examples_per_batch: chunk size for the maps.
+    """
+    if not isinstance(reference, nn.Module):
+        raise TypeError("audit_attributions needs reference=, a model of the same task you trust (e.g. the "
+                        f"published checkpoint): a score alone has no scale; got {type(reference).__name__}")
+    if not isinstance(inputs, Tensor) or inputs.dim() != 4 or inputs.shape[0] < 2:
+        shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be a batch of at least 2 images (B, C, H, W), got {shape}")
+    if target is None:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            target = model(inputs).argmax(1)
+        model.train(was)
+    mine = attribution_scores(model, inputs, target, interpreters, checks, max_examples_per_batch)
+    ref = attribution_scores(reference, inputs, target, interpreters, checks, max_examples_per_batch)
+    names = list(mine)
+    directions = {c: ATTRIBUTION_CHECKS.get(c).higher_is_more_suspicious for c in names}
+    scores = {c: mine[c].mean(1) for c in names}
+    ref_scores = {c: ref[c].mean(1) for c in names}
+    z = {c: (scores[c] - ref_scores[c]) / ATTRIBUTION_CHECKS.get(c).min_scale * (1 if directions[c] else -1)
+         for c in names}
+    combined = torch.stack([z[c] for c in names]).max(0).values
+    details: Dict[str, Dict[str, Any]] = {c: {"reference": ref_scores[c], "per_input": mine[c],
+                                              "reference_per_input": ref[c]} for c in names}
+    info: Dict[str, Any] = {"kind": "attributions", "n_inputs": int(inputs.shape[0]),
+                            "reference": type(reference).__name__,
+                            "descriptions": {c: ATTRIBUTION_CHECKS.get(c).description for c in names},
+                            "min_scale": {c: ATTRIBUTION_CHECKS.get(c).min_scale for c in names}}
+    units: List[Any] = list(interpreters)
+    return AuditReport(layer="attributions", units=units, checks=names, directions=directions, scores=scores,
+                       z=z, combined=combined, threshold=float(threshold), combine="max", details=details, info=info)

@@ -1,0 +1,115 @@
+"""Attribution checks: per-input scores on cases whose answer is known, the registry, and the
+model-level audit (reference required, a model against itself flags nothing, a fooled model is
+flagged)."""
+
+import pytest
+import torch
+from captum.attr import LayerGradCam, Saliency
+from torch import nn
+
+from captum_slingshot.checks import (
+    ATTRIBUTION_CHECKS, AuditReport, audit_attributions, available_attribution_checks, fixed_pattern, input_dependence,
+    interpreter_disagreement,
+)
+from captum_slingshot.checks.attribution import attribution_scores, explanation_maps, input_content
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).eval()
+
+
+def _blobs(n=6, size=8):
+    """One bright pixel per input, each at another place."""
+    x = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        x[i, 0, (3 * i) % size, (5 * i + 1) % size] = 1.0
+    return x
+
+
+def test_the_registry_declares_direction_and_pairing():
+    assert set(available_attribution_checks()) == {"interpreter_disagreement", "input_dependence", "fixed_pattern"}
+    assert ATTRIBUTION_CHECKS["interpreter_disagreement"].pairwise
+    assert ATTRIBUTION_CHECKS["interpreter_disagreement"].higher_is_more_suspicious
+    assert not ATTRIBUTION_CHECKS["input_dependence"].higher_is_more_suspicious
+    assert ATTRIBUTION_CHECKS["fixed_pattern"].higher_is_more_suspicious
+
+
+def test_explanation_maps_takes_captum_attributions_of_inputs_and_of_layers():
+    model, x = _net(), torch.rand(5, 1, 8, 8)
+    sal = explanation_maps(Saliency(model).attribute, x, target=1, max_examples_per_batch=2)
+    assert sal.shape == (5, 8, 8) and not sal.requires_grad
+    assert torch.allclose(sal, Saliency(model).attribute(x, target=1).sum(1))
+    cam = explanation_maps(LayerGradCam(model, model[0]).attribute, x, target=torch.tensor([0, 1, 2, 0, 1]))
+    assert cam.shape == (5, 8, 8)
+
+
+@pytest.mark.parametrize("func,inputs,message", [
+    ("not callable", torch.rand(2, 1, 4, 4), "explanation_func must be callable"),
+    (lambda x, target=None: x, torch.rand(4, 4), "inputs must be a non-empty image batch"),
+    (lambda x, target=None: x[:, 0, 0], torch.rand(2, 1, 4, 4), "expected \\(B, C, H, W\\) or \\(B, H, W\\)"),
+])
+def test_explanation_maps_errors(func, inputs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        explanation_maps(func, inputs)
+
+
+def test_disagreement_is_zero_for_the_same_map_one_for_unrelated_two_for_reversed():
+    x = torch.rand(4, 1, 6, 6)
+    same = lambda inputs, target=None: inputs  # noqa: E731
+    flipped = lambda inputs, target=None: -inputs  # noqa: E731
+    assert torch.allclose(interpreter_disagreement(same, x, reference_func=same), torch.zeros(4), atol=1e-6)
+    assert torch.allclose(interpreter_disagreement(same, x, reference_func=flipped), torch.full((4,), 2.0), atol=1e-6)
+    noise = lambda inputs, target=None: torch.rand(inputs.shape, generator=torch.Generator().manual_seed(1))  # noqa
+    big = torch.rand(4, 1, 32, 32)
+    assert interpreter_disagreement(same, big, reference_func=noise).sub(1).abs().max() < 0.2
+
+
+def test_input_dependence_is_high_when_the_map_follows_the_input_and_zero_on_average_for_a_fixed_map():
+    x = _blobs()
+    assert torch.equal(input_content(x).argmax(-1), x[:, 0].argmax(-1))
+    follows = input_dependence(lambda inputs, target=None: inputs, x)
+    fixed = input_dependence(lambda inputs, target=None: torch.ones_like(inputs).cumsum(-1), x)
+    assert follows.shape == (6,) and bool((follows > 0.3).all())
+    assert abs(float(fixed.mean())) < 1e-6 and float(fixed.abs().max()) < float(follows.min())
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        input_dependence(lambda inputs, target=None: inputs, x[:1])
+
+
+def test_fixed_pattern_is_one_for_one_map_everywhere_and_low_for_maps_that_follow_the_inputs():
+    x = _blobs()
+    same = fixed_pattern(lambda inputs, target=None: torch.arange(64.0).view(1, 1, 8, 8).expand_as(inputs), x)
+    assert torch.allclose(same, torch.ones(6))
+    follows = fixed_pattern(lambda inputs, target=None: inputs, x)
+    assert float(follows.max()) < 0.2
+    with pytest.raises(ValueError, match="at least 2 inputs"):
+        fixed_pattern(lambda inputs, target=None: inputs, x[:1])
+
+
+def test_attribution_scores_have_one_row_per_interpreter_and_one_column_per_input():
+    model, x = _net(), torch.rand(5, 1, 8, 8)
+    scores = attribution_scores(model, x, interpreters=("grad_cam", "saliency", "input_x_gradient"))
+    assert set(scores) == set(ATTRIBUTION_CHECKS) and all(v.shape == (3, 5) for v in scores.values())
+    with pytest.raises(ValueError, match="needs at least two interpreters"):
+        attribution_scores(model, x, interpreters=("grad_cam",))
+    with pytest.raises(ValueError, match="unknown interpreter"):
+        attribution_scores(model, x, interpreters=("grad_cam", "gradcam"))
+    with pytest.raises(ValueError, match="unknown attribution check 'no_such_check'; available: fixed_pattern"):
+        attribution_scores(model, x, checks=("no_such_check",))
+
+
+def test_audit_needs_a_reference_and_flags_nothing_for_the_model_against_itself(tmp_path):
+    model, x = _net(), torch.rand(6, 1, 8, 8)
+    with pytest.raises(TypeError, match="needs reference="):
+        audit_attributions(model, x, reference=None)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        audit_attributions(model, x[:1], reference=model)
+    training = model.train()
+    rep = audit_attributions(training, x, reference=_net())
+    assert training.training  # the audit leaves the mode as it found it
+    assert isinstance(rep, AuditReport) and rep.units == ["grad_cam", "lrp_epsilon", "saliency"]
+    assert rep.flagged == [] and float(rep.combined.abs().max()) < 1e-5
+    rows = rep.table
+    assert {"unit", "interpreter_disagreement", "input_dependence_z", "combined", "flagged"} <= set(rows[0])
+    assert rep.to_csv(tmp_path / "a.csv") and rep.to_json(tmp_path / "a.json")
+    assert "audit of layer 'attributions'" in rep.summary()
