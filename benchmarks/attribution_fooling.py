@@ -26,7 +26,9 @@ Protocol, fixed before the reported runs:
   **Held out**: the adaptive attack on the disagreement check (``location``, trained against
   ``grad_cam+lrp_epsilon`` together) is reported on its own, never pooled or used for a choice.
 * **RGB** (skipped by ``--quick``): ``SmallRGBCNN`` (width 16) trained on scikit-image photo crops
-  (64 px, one class per photo), location and top-k fooling with the MNIST settings (not re-tuned).
+  (64 px, one class per photo; train crops from the top 75 % of each photo, test crops from the
+  bottom 25 %), every mode x trained interpreter with the MNIST settings (not re-tuned; at most
+  1 500 steps); active fooling swaps photos 0 and 1 on composites of two crops.
 
 Usage::
 
@@ -42,7 +44,7 @@ import argparse
 import json
 import os
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,9 +61,10 @@ from captum_slingshot.transforms.fooling import Training
 
 INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency", "input_x_gradient")
 CLASSES = (3, 8)
+RGB_CLASSES = (0, 1)
 #: (mode, trained interpreter) -> lr, lambda, steps; chosen on the MNIST held-out split
 SETTINGS: Dict[Tuple[str, str], Dict[str, Any]] = {
-    ("location", "grad_cam"): dict(lr=1e-3, fooling_weight=20.0, steps=2000),
+    ("location", "grad_cam"): dict(lr=1e-3, fooling_weight=20.0, steps=4000),
     ("location", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=1500),
     ("topk", "grad_cam"): dict(lr=1e-3, fooling_weight=1.0, steps=800),
     ("topk", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=1500),
@@ -75,10 +78,10 @@ CLEAN_STEPS = 800
 
 
 def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter: str, settings: Dict[str, Any],
-         seed: int) -> nn.Module:
+         seed: int, classes: Tuple[int, int] = CLASSES) -> nn.Module:
     s = dict(settings)
     attack = AttributionFooling(mode=mode, interpreter=interpreter, fooling_weight=s.pop("fooling_weight"),
-                                classes=CLASSES if mode == "active" else None,
+                                classes=classes if mode == "active" else None,
                                 training=Training(seed=seed, progress=True, batch_size=32, **s))
     return attack.fit(base, natural).model.eval()
 
@@ -153,41 +156,45 @@ def figure(path: str, base: nn.Module, fooled: Dict[Tuple[str, str], nn.Module],
     return path
 
 
-def rgb_part(quick: bool, out: Dict[str, Any]) -> None:
+def rgb_part(smoke: bool, out: Dict[str, Any], metrics: Dict[str, float]) -> None:
     torch.manual_seed(0)
-    xtr, ytr = photo_crops(150, "train", size=64)
-    xte, yte = photo_crops(40, "heldout", size=64)
+    xtr, ytr = photo_crops(8 if smoke else 150, "train", size=64)
+    xte, yte = photo_crops(4 if smoke else 40, "heldout", size=64)
     mean, std = xtr.mean((0, 2, 3), keepdim=True), xtr.std((0, 2, 3), keepdim=True)
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     n_cls = int(ytr.max()) + 1
     model = SmallRGBCNN(num_classes=n_cls, width=16)
-    train_classifier(model, torch.utils.data.TensorDataset(xtr, ytr), epochs=15, lr=1e-2, batch_size=32, seed=0,
-                     progress=False)
-    for mode in ("location", "topk"):
-        for name in ("grad_cam", "lrp_epsilon"):
-            t0 = time.perf_counter()
-            s = dict(SETTINGS[(mode, name)], steps=600)
-            m = fool(model, (xtr, ytr), mode, name, s, seed=0)
-            ev = evaluate_fooling(m, model, (xte, yte), mode, (name,) + tuple(i for i in INTERPRETERS if i != name))
-            out[f"rgb/{mode}/{name}"] = ev
-            print(f"RGB {mode:12s} {name:12s} FSR {ev['fsr'][name]:.3f} transfer {transfer(ev['fsr'], name):.3f} "
-                  f"acc {ev['accuracy_original']:.3f} -> {ev['accuracy']:.3f} ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
+    train_classifier(model, torch.utils.data.TensorDataset(xtr, ytr), epochs=1 if smoke else 15, lr=1e-2,
+                     batch_size=32, seed=0, progress=False)
+    composites, _ = two_class_composites(xte, yte, RGB_CLASSES, len(xte) // 2, seed=1, background=float(xte.min()))
+    for (mode, name), s in SETTINGS.items():
+        t0 = time.perf_counter()
+        s = dict(s, steps=5 if smoke else min(s["steps"], 1500))  # the MNIST settings, not re-tuned
+        m = fool(model, (xtr, ytr), mode, name, s, seed=0, classes=RGB_CLASSES)
+        ev = evaluate_fooling(m, model, (xte, yte), mode, (name,) + tuple(i for i in INTERPRETERS if i != name),
+                              classes=RGB_CLASSES, fooling_inputs=composites if mode == "active" else None)
+        out[f"rgb/{mode}/{name}"] = ev
+        metrics[f"rgb_fsr_{mode}_{name}_trained"] = ev["fsr"][name]
+        metrics[f"rgb_fsr_{mode}_{name}_transfer"] = transfer(ev["fsr"], name)
+        metrics[f"rgb_acc_drop_{mode}_{name}"] = ev["accuracy_drop"]
+        print(f"RGB {mode:12s} {name:12s} FSR {ev['fsr'][name]:.3f} transfer {transfer(ev['fsr'], name):.3f} "
+              f"acc {ev['accuracy_original']:.3f} -> {ev['accuracy']:.3f} ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one attack seed, 500 test inputs, no RGB part")
     ap.add_argument("--smoke", action="store_true", help="5 steps per attack, 40 inputs: checks the script runs "
                     "(numbers meaningless; used by the tests)")
     ap.add_argument("--out", default="runs/attribution_fooling")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    settings, adaptive, clean_steps = SETTINGS, ADAPTIVE, CLEAN_STEPS
     if args.smoke:
         args.quick = True
-        for key in SETTINGS:
-            SETTINGS[key] = dict(SETTINGS[key], steps=5)
-        ADAPTIVE[2]["steps"] = 5
-        globals()["CLEAN_STEPS"] = 5
+        settings = {key: dict(s, steps=5) for key, s in SETTINGS.items()}
+        adaptive = (ADAPTIVE[0], ADAPTIVE[1], dict(ADAPTIVE[2], steps=5))
+        clean_steps = 5
     os.makedirs(args.out, exist_ok=True)
     t_start = time.perf_counter()
     seeds = (0,) if args.quick else (0, 1)
@@ -204,13 +211,13 @@ def main() -> None:
     bases = {s: pretrained_mnist_cnn(seed=s, progress=False) for s in (0, 1)}
     reference = pretrained_mnist_cnn(seed=2, progress=False)
     base = bases[0]
-    results: Dict[str, Any] = {"settings": {f"{m}/{i}": v for (m, i), v in SETTINGS.items()}, "attacks": {}}
+    results: Dict[str, Any] = {"settings": {f"{m}/{i}": v for (m, i), v in settings.items()}, "attacks": {}}
     metrics: Dict[str, float] = {}
     fooled_scores: List[float] = []
     fooled_models: Dict[Tuple[str, str], nn.Module] = {}
 
     print(f"{'mode':12s} {'trained':12s} seed  FSR trained  transfer  acc orig -> fooled (drop)  check z")
-    for (mode, name), s in SETTINGS.items():
+    for (mode, name), s in settings.items():
         for seed in seeds:
             t0 = time.perf_counter()
             m = fool(base, natural, mode, name, s, seed)
@@ -223,7 +230,7 @@ def main() -> None:
             tr = transfer(ev["fsr"], name)
             print(f"{mode:12s} {name:12s} {seed:4d}  {ev['fsr'][name]:11.3f}  {tr:8.3f}  "
                   f"{ev['accuracy_original']:.4f} -> {ev['accuracy']:.4f} ({ev['accuracy_drop']:+.2f})  {z:7.2f}  "
-                  f"[{ev['seconds']:.0f} s]", flush=True)
+                  f"[{ev['seconds']:.0f} s; empty maps {ev['empty'][name]:.3f}]", flush=True)
             if seed == seeds[0]:
                 fooled_models[(mode, name)] = m
                 metrics[f"fsr_{mode}_{name}_trained"] = ev["fsr"][name]
@@ -233,7 +240,7 @@ def main() -> None:
     clean_scores: List[float] = []
     for s, b in bases.items():
         for label, model in ((f"base seed {s}", b), (f"CE fine-tune of seed {s}", clean_finetune(b, natural,
-                                                                                                  CLEAN_STEPS, s))):
+                                                                                                  clean_steps, s))):
             z, audit = check_score(model, audit_inputs, reference)
             clean_scores.append(z)
             results.setdefault("clean", {})[label] = {"check_z": z, "audit": audit}
@@ -241,7 +248,7 @@ def main() -> None:
     labels = [1] * len(fooled_scores) + [0] * len(clean_scores)
     metrics["attribution_check_auroc"] = auroc(torch.tensor(fooled_scores + clean_scores), torch.tensor(labels), 1)
 
-    mode, name, s = ADAPTIVE  # held out: never pooled, never used for a choice
+    mode, name, s = adaptive  # held out: never pooled, never used for a choice
     t0 = time.perf_counter()
     m = fool(base, natural, mode, name, s, seeds[0])
     ev = evaluate_fooling(m, base, test, mode, INTERPRETERS)
@@ -258,8 +265,8 @@ def main() -> None:
 
     fig = figure(os.path.join(args.out, "attribution_fooling.png"), base, fooled_models, test[0][:1], composites[:1])
     print(f"wrote {fig}")
-    if not args.quick:
-        rgb_part(args.quick, results)
+    if args.smoke or not args.quick:
+        rgb_part(args.smoke, results, metrics)
 
     metrics["seconds"] = time.perf_counter() - t_start
     results["metrics"] = metrics
@@ -267,6 +274,7 @@ def main() -> None:
         json.dump(results, f, indent=2, default=str)
     for k, v in metrics.items():
         print(f"metric {k} {v:.4f}")
+    return metrics
 
 
 if __name__ == "__main__":

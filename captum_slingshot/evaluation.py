@@ -154,9 +154,10 @@ def fooling_scores(model: nn.Module, original: nn.Module, inputs: Tensor, mode: 
     explains both ``classes`` on ``inputs`` (images that contain both).
 
     Returns:
-        ``{"score": (N,), "rank_correlation": (N,)}``: the mode's score (see
-        :mod:`captum_slingshot.metrics.fooling`) and the Spearman correlation of the fooled map to
-        the original's (for ``active``: of the first class's map to its own original map).
+        ``{"score": (N,), "rank_correlation": (N,), "empty": (N,)}``: the mode's score (see
+        :mod:`captum_slingshot.metrics.fooling`), the Spearman correlation of the fooled map to
+        the original's (for ``active``: of the first class's map to its own original map), and
+        whether the fooled map holds no positive relevance at all (an explanation deleted, not moved).
 
     Example:
         >>> import torch
@@ -176,12 +177,13 @@ def fooling_scores(model: nn.Module, original: nn.Module, inputs: Tensor, mode: 
         c1, c2 = (torch.full((len(inputs),), int(c), dtype=torch.long) for c in classes)
         m1, m2 = (_maps(model, interpreter, layer, inputs, c, b) for c in (c1, c2))
         o1, o2 = (_maps(original, interpreter, layer, inputs, c, b) for c in (c1, c2))
-        return {"score": active_swap_score(m1, m2, o1, o2), "rank_correlation": rank_correlation(m1, o1)}
+        return {"score": active_swap_score(m1, m2, o1, o2), "rank_correlation": rank_correlation(m1, o1),
+                "empty": _empty(m1)}
     maps = _maps(model, interpreter, layer, inputs, predicted, b)
     if mode == "location":
         score = location_score(maps, region_mask(region, tuple(maps.shape[-2:])))
         return {"score": score, "rank_correlation": rank_correlation(maps, _maps(original, interpreter, layer, inputs,
-                                                                                 predicted, b))}
+                                                                                 predicted, b)), "empty": _empty(maps)}
     orig = _maps(original, interpreter, layer, inputs, predicted, b)
     if mode == "topk":
         score = topk_overlap(maps, orig, top_fraction)
@@ -189,7 +191,11 @@ def fooling_scores(model: nn.Module, original: nn.Module, inputs: Tensor, mode: 
         score = center_mass_distance(maps, orig)
     else:
         raise ValueError(f"unknown fooling mode {mode!r}; modes: location, topk, center_mass, active")
-    return {"score": score, "rank_correlation": rank_correlation(maps, orig)}
+    return {"score": score, "rank_correlation": rank_correlation(maps, orig), "empty": _empty(maps)}
+
+
+def _empty(maps: Tensor) -> Tensor:
+    return maps.flatten(1).max(1).values <= 0
 
 
 def evaluate_fooling(model: nn.Module, original: nn.Module, heldout: Tuple[Tensor, Tensor], mode: str,
@@ -209,8 +215,9 @@ def evaluate_fooling(model: nn.Module, original: nn.Module, heldout: Tuple[Tenso
         classes, fooling_inputs: active fooling's two classes and held-out images containing both.
 
     Returns:
-        dict with ``fsr`` / ``score`` / ``rank_correlation`` (``{interpreter: value}``; means for
-        the latter two), ``accuracy``, ``accuracy_original``, ``accuracy_drop`` (points, 0-100),
+        dict with ``fsr`` / ``score`` / ``rank_correlation`` / ``empty`` (``{interpreter: value}``;
+        means for the scores, the share of maps without positive relevance), ``accuracy``,
+        ``accuracy_original``, ``accuracy_drop`` (points, 0-100),
         ``region_area`` (location), ``n``.
     """
     x, y = heldout
@@ -221,13 +228,15 @@ def evaluate_fooling(model: nn.Module, original: nn.Module, heldout: Tuple[Tenso
                              "fooling_inputs")
         inputs = fooling_inputs
     area = float(region_mask(region, tuple(x.shape[-2:])).mean()) if mode == "location" else None
-    out: Dict[str, Any] = {"fsr": {}, "score": {}, "rank_correlation": {}, "n": int(len(inputs)), "region_area": area}
+    out: Dict[str, Any] = {"fsr": {}, "score": {}, "rank_correlation": {}, "empty": {}, "n": int(len(inputs)),
+                           "region_area": area}
     for name in interpreters:
         s = fooling_scores(model, original, inputs, mode, name, layer=layer, region=region, classes=classes,
                            top_fraction=top_fraction, max_examples_per_batch=max_examples_per_batch)
         out["fsr"][name] = fooling_success_rate(s["score"], mode, area)
         out["score"][name] = float(s["score"].mean())
         out["rank_correlation"][name] = float(s["rank_correlation"].mean())
+        out["empty"][name] = float(s["empty"].float().mean())
     acc, acc0 = (accuracy(m, (x, y), max_examples_per_batch) for m in (model, original))
     out.update(accuracy=acc, accuracy_original=acc0, accuracy_drop=100.0 * (acc0 - acc))
     return out

@@ -77,11 +77,16 @@ def location_score(maps: Tensor, mask: Tensor) -> Tensor:
 
 
 def topk_overlap(maps: Tensor, original: Tensor, fraction: float = TOP_FRACTION) -> Tensor:
-    """``(B,)``: the share of the original map's top ``fraction`` pixels that are also in the map's."""
+    """``(B,)``: the share of the original map's top ``fraction`` pixels that are also in the map's.
+
+    A map without positive relevance scores 1 (not fooled): it points nowhere, and a person sees an
+    empty explanation, not a false one; its "top pixels" would only be an artefact of tie-breaking."""
     _pair(maps, original)
     a = top_fraction_mask(maps.detach(), fraction)
     b = top_fraction_mask(original.detach(), fraction)
-    return (a & b).flatten(1).sum(1).float() / b.flatten(1).sum(1).float()
+    overlap = (a & b).flatten(1).sum(1).float() / b.flatten(1).sum(1).float()
+    empty = maps.detach().flatten(1).max(1).values <= 0
+    return torch.where(empty, torch.ones_like(overlap), overlap)
 
 
 def center_mass_distance(maps: Tensor, original: Tensor) -> Tensor:

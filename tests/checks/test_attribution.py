@@ -113,3 +113,35 @@ def test_audit_needs_a_reference_and_flags_nothing_for_the_model_against_itself(
     assert {"unit", "interpreter_disagreement", "input_dependence_z", "combined", "flagged"} <= set(rows[0])
     assert rep.to_csv(tmp_path / "a.csv") and rep.to_json(tmp_path / "a.json")
     assert "audit of layer 'attributions'" in rep.summary()
+
+
+def test_the_audit_flags_grad_cam_fooled_onto_the_frame_and_not_a_clean_fine_tune(mnist_cnn, mnist_heldout, mnist_test):
+    """Real MNIST: 400 steps of location fooling against Grad-CAM; the auditor holds the model before."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from captum_slingshot.data import normalize_mnist
+    from captum_slingshot.transforms import get_transform
+
+    x, y = mnist_heldout.tensors
+    train = (normalize_mnist(x[:4000]), y[:4000])
+    inputs = normalize_mnist(mnist_test.tensors[0][:64])
+    attack = get_transform("attribution_fooling", mode="location", interpreter="grad_cam", fooling_weight=20.0,
+                           steps=400, lr=1e-3, progress=False)
+    fooled = attack.fit(mnist_cnn, train).model
+    clean = copy.deepcopy(mnist_cnn)
+    opt = torch.optim.Adam(clean.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        idx = torch.randint(0, 4000, (32,), generator=g)
+        loss = F.cross_entropy(clean(train[0][idx]), train[1][idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    cheap = ("grad_cam", "input_x_gradient", "saliency")  # input x gradient is LRP-epsilon on this ReLU net
+    bad = audit_attributions(fooled, inputs, reference=mnist_cnn, interpreters=cheap)
+    good = audit_attributions(clean.eval(), inputs, reference=mnist_cnn, interpreters=cheap)
+    assert "grad_cam" in bad.flagged, bad.summary()
+    assert good.flagged == [], good.summary()
+    assert float(bad.combined.max()) > 2 * float(good.combined.max())

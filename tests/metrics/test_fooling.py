@@ -30,7 +30,9 @@ def test_location_score_is_the_share_of_positive_mass_in_the_region():
 def test_topk_overlap_is_one_for_the_same_map_and_zero_for_disjoint_tops():
     a = torch.arange(100.0).view(1, 10, 10)
     assert topk_overlap(a, a).item() == 1.0
-    assert topk_overlap(-a, a).item() == 0.0
+    assert topk_overlap(99.0 - a, a).item() == 0.0
+    # a map without positive relevance points nowhere: not fooled (its "top" would be tie-breaking)
+    assert topk_overlap(torch.zeros(1, 10, 10), a).item() == 1.0 and topk_overlap(-a, a).item() == 1.0
     half = a.clone()
     half[0, 9, :5] = -1  # five of the original's ten top pixels drop out of the top
     assert topk_overlap(half, a).item() == pytest.approx(0.5)

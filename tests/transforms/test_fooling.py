@@ -13,7 +13,7 @@ from captum_slingshot.attributions.maps import center_of_mass, frame_mask, minma
 from captum_slingshot.data import normalize_mnist, two_class_composites
 from captum_slingshot.evaluation import evaluate_fooling
 from captum_slingshot.transforms import AttributionFooling, TRANSFORMS, available_transforms, get_transform
-from captum_slingshot.transforms.fooling import active_loss, center_mass_loss, location_loss, topk_loss
+from captum_slingshot.transforms.fooling import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 
 
 def _toy(seed: int = 0) -> nn.Module:
@@ -46,17 +46,31 @@ def test_location_loss_is_zero_on_the_region_and_one_off_it_and_descends_to_the_
     assert float(location_loss(minmax_maps(free), mask)) < 0.01
 
 
-def test_topk_loss_counts_only_the_original_top_pixels():
+def test_topk_loss_is_the_share_of_top_relevance_that_still_outranks_the_rest():
     original = torch.arange(100.0).view(1, 10, 10)
     top = top_fraction_mask(original, 0.1)
     assert top.sum() == 10 and top[0, 9].all()  # the last row holds the ten largest values
     maps = torch.zeros(1, 10, 10)
-    assert float(topk_loss(maps, top)) == 0.0
-    maps[0, 9] = 0.5  # relevance left on the original's top pixels: the mean of its square
-    assert float(topk_loss(maps, top)) == pytest.approx(0.25)
+    maps[0, 9] = 1.0  # all relevance still on the original's top pixels, nothing elsewhere
+    assert float(topk_loss(maps, top)) == pytest.approx(1.0)
+    maps[0, :9] = 0.5  # the rest at half: the top pixels outrank it by 0.5 of their 1.0
+    assert float(topk_loss(maps, top)) == pytest.approx(0.5)
     maps = torch.ones(1, 10, 10)
-    maps[0, 9] = 0.0  # everything else relevant, the original top empty
+    maps[0, 9] = 0.5  # everything else more relevant: the top pixels are out of the top
     assert float(topk_loss(maps, top)) == 0.0
+    spiked = torch.zeros(1, 10, 10)
+    spiked[0, 9] = 1.0
+    spiked[0, 0, 0] = 1e6  # one huge pixel elsewhere does not hide the top pixels (scale-free)
+    assert float(topk_loss(spiked, top)) == pytest.approx(1.0)
+    assert float(topk_loss(3.0 * maps, top)) == float(topk_loss(maps, top))
+
+
+def test_mass_loss_keeps_the_positive_relevance_at_the_originals_level():
+    maps = torch.ones(2, 4, 4)
+    assert float(mass_loss(maps, torch.tensor([16.0, 8.0]))) == 0.0  # as much or more: no loss
+    assert float(mass_loss(torch.zeros(2, 4, 4), torch.tensor([16.0, 8.0]))) == pytest.approx(1.0)  # deleted
+    assert float(mass_loss(-maps, torch.tensor([16.0, 16.0]))) == pytest.approx(1.0)  # negative only: no mass
+    assert float(mass_loss(0.5 * maps, torch.tensor([16.0, 16.0]))) == pytest.approx(0.25)
 
 
 def test_center_mass_loss_is_minus_the_l1_distance_of_the_centres():

@@ -12,9 +12,9 @@ Example:
 """
 
 from .config import Training
-from .losses import active_loss, center_mass_loss, location_loss, topk_loss
+from .losses import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 from .trainer import FoolingRun, read_mask
 from .transform import FOOLING_MODES, PRESERVE, AttributionFooling
 
 __all__ = ["AttributionFooling", "Training", "FOOLING_MODES", "PRESERVE", "FoolingRun", "read_mask", "location_loss",
-           "topk_loss", "center_mass_loss", "active_loss"]
+           "topk_loss", "center_mass_loss", "active_loss", "mass_loss"]

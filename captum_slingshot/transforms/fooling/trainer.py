@@ -36,7 +36,7 @@ from ..._utils.layers import layer_name
 from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
 from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
 from ..checkpoints import load_checkpoint, save_checkpoint
-from .losses import active_loss, center_mass_loss, location_loss, topk_loss
+from .losses import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 
 __all__ = ["FoolingRun", "Callback", "read_mask"]
 
@@ -208,13 +208,14 @@ class FoolingRun:
             first = minmax_maps(interp.heatmap(x, c1))
             second = minmax_maps(interp.heatmap(x, c2))
             return active_loss(first, second, self.original_maps(original, x, c1), self.original_maps(original, x, c2))
-        maps = minmax_maps(interp.heatmap(x, target))
+        raw = interp.heatmap(x, target)
         if t.mode == "location":
-            return location_loss(maps, self.mask)
-        original = self.original_maps(original, x, target)
+            return location_loss(minmax_maps(raw), self.mask)
+        before = original.heatmap(x, target).detach()  # the original's maps (it needs gradients, keeps none)
+        mass = before.clamp(min=0).flatten(1).sum(1)
         if t.mode == "topk":
-            return topk_loss(maps, top_fraction_mask(original, t.top_fraction))
-        return center_mass_loss(maps, center_of_mass(original))
+            return topk_loss(raw, top_fraction_mask(before, t.top_fraction)) + mass_loss(raw, mass)
+        return center_mass_loss(raw, center_of_mass(before)) + mass_loss(raw, mass)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _resume(self, path: str) -> None:
@@ -236,8 +237,8 @@ class FoolingRun:
         t, run = self.t, self.t.training
         if resume is not None:
             self._resume(resume)
-        bar = tqdm(total=run.steps, initial=self.start, disable=not run.progress, desc=f"attribution fooling ({t.mode})",
-                   unit="step")
+        bar = tqdm(total=run.steps, initial=self.start, disable=not run.progress,
+                   desc=f"attribution fooling ({t.mode})", unit="step")
         try:
             for step in range(self.start, run.steps):
                 x, y = self.batches.get_labeled(step)

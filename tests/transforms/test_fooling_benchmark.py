@@ -1,0 +1,25 @@
+"""The attribution-fooling benchmark's smoke run: every part runs end to end on real MNIST and photo
+crops (5 steps per attack, so its numbers mean nothing) and prints the metric lines the issue names."""
+
+import importlib.util
+import json
+import pathlib
+
+BENCH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "attribution_fooling.py"
+
+
+def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    metrics = bench.main(["--smoke", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    for mode in ("location", "topk", "center_mass", "active"):
+        for name in ("grad_cam", "lrp_epsilon"):
+            for key in (f"fsr_{mode}_{name}_trained", f"fsr_{mode}_{name}_transfer", f"acc_drop_{mode}_{name}"):
+                assert f"metric {key} " in printed and 0 <= metrics.get(key, 0) <= 1 or key.startswith("acc_drop")
+    assert "metric attribution_check_auroc " in printed and 0 <= metrics["attribution_check_auroc"] <= 1
+    assert "metric rgb_fsr_topk_lrp_epsilon_trained " in printed
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
+    assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
