@@ -356,3 +356,31 @@ def test_cell_checkpoints_are_per_cell_and_an_interrupted_cell_resumes_from_its_
     spec["transforms"][0]["settings"]["checkpoint_path"] = "ck.pt"
     with pytest.raises(StudyError, match="checkpoint_path 'ck.pt' in a study must contain \\{cell\\}"):
         validate_study_spec(spec)
+
+
+def test_a_study_runs_attribution_fooling_by_name_with_the_mnist_labels(tmp_path, mnist_cnn, monkeypatch):
+    """The study gives a transform that reads labels the (inputs, labels) pair, runs its grid, and
+    scores the fooled model like any other cell (the FV columns: the FV audit's view of it)."""
+    from captum_slingshot.transforms.fooling import AttributionFooling
+
+    seen = []
+    real_fit = AttributionFooling.fit
+
+    def fit(self, model, natural_data, **kwargs):
+        seen.append((self.mode, self.fooling_weight, type(natural_data).__name__, len(natural_data)))
+        return real_fit(self, model, natural_data, **kwargs)
+
+    monkeypatch.setattr(AttributionFooling, "fit", fit)
+    spec = {
+        "models": [{"name": "mnist", "model": "mnist_cnn", "data_limit": 300}],
+        "transforms": [{"name": "attribution_fooling", "settings": {"mode": "topk", "steps": 3, "batch_size": 8},
+                        "grid": {"fooling_weight": [1.0, 5.0]}}],
+        "checks": ["activation_excess"],
+        "evaluation": {"starts": 1, "heldout": 100, "steps": 5, "k": 10},
+        "audit": {"starts": 1, "steps": 5, "samples": 4},
+    }
+    res = run_study(spec, str(tmp_path / "run"), progress=False)
+    assert sorted(seen) == [("topk", 1.0, "tuple", 2), ("topk", 5.0, "tuple", 2)]
+    rows = [r for r in _read_csv(str(tmp_path / "run" / "study.csv")) if r["transform"] == "attribution_fooling"]
+    assert len(rows) == 2 and all(r["accuracy"] for r in rows)
+    assert res is not None

@@ -55,8 +55,17 @@ def test_a_release_0_1_checkpoint_resumes_to_the_same_weights(old_run, one_threa
     ckpt = str(ASSETS / "slingshot_v0_1_checkpoint.pt")
     assert "schema" not in torch.load(ckpt, weights_only=True)  # what 0.1 wrote
     resumed = _composed(target).fit(model, data, resume=ckpt)
-    assert state_hash(resumed.model.state_dict()) == expected["final_state_sha256"]
-    assert resumed.history["loss"] == expected["final_loss_history"]
+    if state_hash(resumed.model.state_dict()) != expected["final_state_sha256"]:
+        # The stored hash is bit-exact on the CPU that wrote it (the assets' README); on another CPU
+        # (e.g. AVX-512 kernels) the float sums round differently from the first resumed step on, by
+        # about 1e-8. Then the resume must still continue the 0.1 run: the loss curve to 1e-6 and the
+        # weights of an uninterrupted 12-step run of today's code on this CPU to 1e-5.
+        assert resumed.history["loss"] == pytest.approx(expected["final_loss_history"], rel=1e-6, abs=1e-7)
+        straight = _composed(target).fit(model, data).model.state_dict()
+        for k, v in resumed.model.state_dict().items():
+            assert torch.allclose(v, straight[k], atol=1e-5), k
+    else:
+        assert resumed.history["loss"] == expected["final_loss_history"]
     # the same run from the flat names of 0.1 (gamma=1.0 with loss=direction is accepted and has no effect)
     flat = GradientSlingshot.from_settings(
         layer="5", neuron_selector=0, target=target, param=PixelParam((1, 8, 8)), steps=12, batch_size=16,
