@@ -18,10 +18,11 @@ ROOT = Path(captum_slingshot.__file__).resolve().parent
 #: layer -> the layers it may import (besides itself); the library never imports the application
 #: layer (``experiments``) or the command line (``cli``), and ``experiments`` never imports ``cli``
 LIBRARY = {"_utils", "paths", "fv", "figures", "weights", "compat", "data", "models", "metrics", "transforms",
-           "interop", "evaluation", "checks", "attributions", "<root>"}
+           "interop", "evaluation", "checks", "attributions", "distributed", "<root>"}
 ALLOWED: Dict[str, Set[str]] = {
     "_utils": set(),
     "paths": set(),
+    "distributed": {"_utils"},
     "fv": {"_utils"},
     "figures": {"paths"},
     "weights": {"paths"},

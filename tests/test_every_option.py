@@ -72,6 +72,7 @@ def _cases(files):
         "clip_grad_norm": (None, {}, None), "plateau_patience": (4, {}, 4), "steps": (7, {}, 7),
         "epochs": (2.5, {"steps": None}, 2.5), "seed": (11, {}, 11), "device": ("cpu", {}, "cpu"),
         "checkpoint_path": ("ck_{cell}.pt", {}, None), "checkpoint_every": (13, {}, 13), "progress": (False, {}, False),
+        "precision": ("bf16", {}, "bf16"),
     }
 
 

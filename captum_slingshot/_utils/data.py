@@ -255,9 +255,10 @@ class NaturalBatches:
             self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
         return self._perm[b * self.batch_size : (b + 1) * self.batch_size]
 
-    def get(self, k: int) -> Tensor:
-        """Batch number ``k`` (counted from the first step of the run)."""
-        idx = self._indices(k)
+    def get(self, k: int, rows: slice = slice(None)) -> Tensor:
+        """Batch number ``k`` (counted from the first step of the run); only its ``rows`` when given
+        (one process's share of the batch: only those items are loaded)."""
+        idx = self._indices(k)[rows]
         if isinstance(self.data, TensorDataset):
             return self.data.tensors[0][idx]
         items = [self.data[int(i)] for i in idx]

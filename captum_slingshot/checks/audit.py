@@ -11,6 +11,12 @@ default, or mean, or max) and a unit is flagged when the pooled z exceeds ``thre
 manipulated unit is one that stands out from its own layer. With few units (say under 8) the
 median and MAD are rough; audit whole layers.
 
+In a process group (``torchrun``; :mod:`captum_slingshot.distributed`) the units are split
+across the processes in consecutive parts, each process runs every check on its part, and the
+scores, details and renders are gathered before the z-scores are taken over the whole layer:
+every process returns the same report as one process would (each unit's FV starts are seeded
+per start, not per batch), so rank 0 can write it.
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -35,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .._utils.distributed import all_gather_objects, concat_units, current_shard
 from .._utils.layers import layer_name, resolve_layer
 from .._utils.selectors import NeuronSelector
 from ..fv.param import Parametrization
@@ -181,25 +188,16 @@ def audit_layer(
             raise ValueError("units is empty")
         layer_output_shape(model, layer_mod, param, unit_list)
     routed = route_settings(checks, check_kwargs)
-    renders = RenderCache(model, layer_mod, unit_list, param, seed=seed, max_examples_per_batch=max_examples_per_batch)
-
-    scores: Dict[str, Tensor] = {}
-    details: Dict[str, Dict[str, Any]] = {}
-    bar = tqdm(checks, disable=not progress, desc=f"audit {lname}", unit="check")
-    try:
-        for c in bar:
-            bar.set_postfix_str(f"{c} ({len(unit_list)} units)")
-            spec = specs[c]
-            extra = {"renders": renders} if spec.uses_renders else {}
-            s, det = spec.function(model, layer_mod, list(unit_list), param=param, data=data,
-                                   max_examples_per_batch=max_examples_per_batch, seed=seed, return_details=True,
-                                   **extra, **routed[c])
-            scores[c] = torch.as_tensor(s).detach().float().cpu().reshape(-1)
-            if scores[c].shape[0] != len(unit_list):
-                raise RuntimeError(f"check {c!r} returned {scores[c].shape[0]} scores for {len(unit_list)} units")
-            details[c] = det
-    finally:
-        bar.close()
+    shard = current_shard()
+    mine = unit_list[shard.split(len(unit_list))]
+    scores, details, rendered = _run_checks(model, layer_mod, mine, checks, specs, routed, param, data,
+                                            max_examples_per_batch, seed, progress and shard.is_main,
+                                            f"audit {lname}" + (f" (units {len(mine)} of {len(unit_list)}, process "
+                                                                f"{shard.rank})" if shard.world_size > 1 else ""))
+    if shard.world_size > 1:
+        parts = [p for p in all_gather_objects((len(mine), scores, details, rendered)) if p[0] > 0]
+        sizes = [p[0] for p in parts]
+        scores, details, rendered = (concat_units([p[i] for p in parts], sizes) for i in (1, 2, 3))
 
     z: Dict[str, Tensor] = {}
     for c in checks:
@@ -214,7 +212,35 @@ def audit_layer(
     return AuditReport(layer=lname, units=unit_list, checks=checks,
                        directions={c: specs[c].higher_is_more_suspicious for c in checks},
                        scores=scores, z=z, combined=combined, threshold=float(threshold),
-                       combine=combine, details=details, renders=renders.results(),
+                       combine=combine, details=details, renders=rendered,
                        info={"param": repr(param), "seed": int(seed),
                              "n_natural": None if data is None else _count(data),
                              "check_settings": {c: {k: repr(v) for k, v in routed[c].items()} for c in checks}})
+
+
+def _run_checks(model: nn.Module, layer: nn.Module, units: List[Any], checks: Sequence[str], specs: Dict[str, CheckSpec],
+                routed: Dict[str, Dict[str, Any]], param: Parametrization, data: Any,
+                max_examples_per_batch: Optional[int], seed: int, progress: bool,
+                desc: str) -> Tuple[Dict[str, Tensor], Dict[str, Dict[str, Any]], Dict[str, Any]]:
+    """Every check on ``units`` with one shared :class:`RenderCache`: ``(scores, details, renders)``."""
+    scores: Dict[str, Tensor] = {}
+    details: Dict[str, Dict[str, Any]] = {}
+    if not units:
+        return scores, details, {}
+    renders = RenderCache(model, layer, units, param, seed=seed, max_examples_per_batch=max_examples_per_batch)
+    bar = tqdm(checks, disable=not progress, desc=desc, unit="check")
+    try:
+        for c in bar:
+            bar.set_postfix_str(f"{c} ({len(units)} units)")
+            spec = specs[c]
+            extra = {"renders": renders} if spec.uses_renders else {}
+            s, det = spec.function(model, layer, list(units), param=param, data=data,
+                                   max_examples_per_batch=max_examples_per_batch, seed=seed, return_details=True,
+                                   **extra, **routed[c])
+            scores[c] = torch.as_tensor(s).detach().float().cpu().reshape(-1)
+            if scores[c].shape[0] != len(units):
+                raise RuntimeError(f"check {c!r} returned {scores[c].shape[0]} scores for {len(units)} units")
+            details[c] = det
+    finally:
+        bar.close()
+    return scores, details, renders.results()

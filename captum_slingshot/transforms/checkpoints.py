@@ -27,7 +27,7 @@ __all__ = ["SCHEMA", "RUN_ONLY", "save_checkpoint", "load_checkpoint", "differin
 #: the checkpoint format this release writes (1: release 0.1's slingshot, no schema field)
 SCHEMA = 2
 #: settings that change how a run is carried out, not what it computes (ignored when resuming)
-RUN_ONLY = ("steps", "epochs", "device", "checkpoint_path", "checkpoint_every", "progress")
+RUN_ONLY = ("steps", "epochs", "device", "checkpoint_path", "checkpoint_every", "progress", "precision")
 
 
 def save_checkpoint(path: str, *, step: int, epoch_loss: float, history: Dict[str, List[float]],

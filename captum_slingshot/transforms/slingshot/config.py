@@ -302,6 +302,9 @@ class Run:
         device: where to train (default: the model's device).
         checkpoint_path, checkpoint_every: periodic atomic checkpoints.
         progress: show a tqdm bar with both loss terms.
+        precision: mixed precision of the forward passes, ``"bf16"`` or ``"fp16"`` (``torch.autocast``;
+            the losses stay float32, fp16 adds a gradient scaler); ``None`` (the default): float32.
+            Meant for GPUs; on CPU bf16 runs but is rarely faster.
     """
 
     steps: Optional[int] = setting(None, "training steps (wins over epochs)", flat="steps", kind="int", optional=True)
@@ -314,8 +317,13 @@ class Run:
                                              flat="checkpoint_path", kind="text", optional=True)
     checkpoint_every: int = setting(500, "steps between checkpoints", flat="checkpoint_every", kind="int")
     progress: bool = setting(True, "hide progress bars", flat="progress", kind="bool")
+    precision: Optional[str] = setting(None, "mixed precision of the forward passes: bf16 or fp16 (default: float32; "
+                                       "for GPUs)", flat="precision", kind="text", optional=True,
+                                       choices=("bf16", "fp16"))
 
     def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in ("bf16", "fp16"):
+            raise ValueError(f"precision must be 'bf16', 'fp16' or None, got {self.precision!r}")
         if self.steps is None and self.epochs is None:
             raise ValueError("give the training length: Run(steps=...) or Run(epochs=...)")
         if self.steps is not None:

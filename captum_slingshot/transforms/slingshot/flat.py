@@ -120,7 +120,8 @@ def parts_from_flat(flat: Mapping[str, Any]) -> Dict[str, Any]:
     optimizer = Optimizer(lr=v["lr"], weight_decay=v["weight_decay"], clip_grad_norm=v["clip_grad_norm"],
                           plateau_patience=v["plateau_patience"])
     run = Run(steps=v["steps"], epochs=v["epochs"], seed=v["seed"], device=v["device"],
-              checkpoint_path=v["checkpoint_path"], checkpoint_every=v["checkpoint_every"], progress=v["progress"])
+              checkpoint_path=v["checkpoint_path"], checkpoint_every=v["checkpoint_every"], progress=v["progress"],
+              precision=v["precision"])
     return {"loss": loss, "aim": Aim(radius=v["aim_radius"], point=v["aim_point"]), "sampling": sampling,
             "preservation": preservation, "optimizer": optimizer, "run": run}
 
@@ -163,5 +164,5 @@ def parts_to_flat(parts: Mapping[str, Any], run_only: bool = True) -> Dict[str, 
                plateau_patience=opt.plateau_patience, steps=run.steps, epochs=run.epochs, seed=run.seed)
     if run_only:
         out.update(device=run.device, checkpoint_path=run.checkpoint_path, checkpoint_every=run.checkpoint_every,
-                   progress=run.progress)
+                   progress=run.progress, precision=run.precision)
     return out

@@ -96,10 +96,12 @@ def _unit_mask(out_shape: Sequence[int], neuron_selector: Any, device: torch.dev
 
 
 def fv_path_loss(points: Tensor, cap: LayerCapture, frozen_cap: LayerCapture, param: Parametrization,
-                 neuron_selector: Any, batch_size: int, seed: int, step: int, device: torch.device) -> Tensor:
-    """The other units' activations at ``batch_size`` of the kept points, against the original's (MSE)."""
+                 neuron_selector: Any, batch_size: int, seed: int, step: int, device: torch.device,
+                 rows: slice = slice(None)) -> Tensor:
+    """The other units' activations at ``batch_size`` of the kept points, against the original's (MSE);
+    with ``rows``, only that share of the batch (one process's)."""
     g = generator(seed, "fv_path_batches", step, device)
-    idx = torch.randint(len(points), (batch_size,), generator=g, device=device)
+    idx = torch.randint(len(points), (batch_size,), generator=g, device=device)[rows]
     x = param.network_input(points[idx])
     with torch.no_grad():
         h0 = frozen_cap.run(x)

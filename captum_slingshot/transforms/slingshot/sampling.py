@@ -55,13 +55,17 @@ def manipulation_batch(sampling: Sampling, aim: Tensor, step: int, seed: int, tr
 
 
 def rollout(capture: LayerCapture, param: Parametrization, neuron_selector: Any, strategy: AMStrategy,
-            transform: Optional[Compose], starts: int, seed: int, step: int, device: torch.device) -> Tensor:
+            transform: Optional[Compose], starts: int, seed: int, step: int, device: torch.device,
+            rows: slice = slice(None)) -> Tensor:
     """Points the auditor's FV optimizer visits under the model ``capture`` runs: ``starts`` random
-    starts, ``q`` kept 25 times along the way, ``(starts * 25, *param_shape)``."""
+    starts, ``q`` kept 25 times along the way, ``(starts * 25, *param_shape)``; with ``rows``, only
+    those starts (one process's share; each start is optimized on its own, so the shares of all
+    processes, concatenated, are the full rollout)."""
     g = generator(seed, "rollout", step, device)
     q0 = torch.randn((starts,) + tuple(param.param_shape), generator=g, device=device) * 0.01
     n_random = transform.n_random if transform is not None else 0
     u = torch.rand(starts, strategy.steps, n_random, generator=g, device=device)
+    q0, u = q0[rows], u[rows]
     trace = optimize(capture, param, [neuron_selector], q0, strategy, uniforms=u, transform=transform,
                      record_every=max(1, strategy.steps // 25))
     return trace.snapshots.flatten(0, 1)

@@ -5,6 +5,15 @@ the model, the optimizer and scheduler, the on-policy buffer, the kept FV paths 
 Per step: the natural batch, the trajectory refresh, the manipulation batch and loss, the
 preservation loss (plus FV paths), ``L = (1 - alpha) L_M + alpha L_P``, a NaN guard, AdamW with
 gradient clipping, the plateau schedule per epoch, the progress bar, checkpoints and the callback.
+
+In a process group (``torchrun``; see :mod:`captum_slingshot.distributed`) rank ``r`` of ``W``
+computes the losses on its ``1/W`` of every global batch (natural, manipulation and FV-path rows;
+the trajectory starts too when ``W`` divides them, gathered afterwards), the gradients are
+averaged across processes before clipping and the step, the recorded losses are the processes'
+mean, and only rank 0 shows progress and writes checkpoints. Every loss that is a mean over its
+batch (all but ``Bowl(level="free")`` and ``FieldDirection(adam_normalized=True)``, which
+normalize within each process's rows) gives the one-process result up to float rounding, so a
+checkpoint resumes on any world size that divides the batch sizes.
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..._utils.data import NaturalBatches
-from ..._utils.devices import model_device
+from ..._utils.devices import autocast, model_device
+from ..._utils.distributed import (all_mean, any_true, average_gradients, barrier, broadcast_parameters,
+                                   current_shard, gather_rows)
 from ..._utils.hooks import LayerCapture, LayerNotReachedError
 from ..._utils.layers import layer_name, resolve_layer
 from ..._utils.selectors import check_selector, select_neuron
@@ -53,7 +64,9 @@ class SlingshotRun:
             raise TypeError(f"start_from must be an nn.Module, got {type(start_from).__name__}")
         self.gs = transform
         run = transform.run
+        self.shard = current_shard()
         self.batches = NaturalBatches(natural_data, transform.preservation.batch_size, run.seed)
+        self._check_world_size()
         self.total = run.steps if run.steps is not None else max(1, int(math.ceil(run.epochs * self.batches.per_epoch)))
         self.device = torch.device(run.device) if run.device is not None else model_device(model)
         self.callback = callback
@@ -65,6 +78,7 @@ class SlingshotRun:
             p.requires_grad_(False)
         for p in self.student.parameters():
             p.requires_grad_(True)
+        broadcast_parameters(self.student)
         self.layer_name = layer_name(model, resolve_layer(model, transform.layer))
         self.target = transform.target_image()
         self.aim_cpu = transform.aim_point(self.target)
@@ -76,6 +90,7 @@ class SlingshotRun:
         self.traj_tr = None if traj is None else self.traj_strategy.build_transforms(
             (transform.param.height, transform.param.width))
         opt = transform.optimizer
+        self.scaler = (torch.amp.GradScaler(self.device.type) if run.precision == "fp16" else None)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, "min", factor=0.5,
                                                                     patience=opt.plateau_patience)
@@ -83,6 +98,17 @@ class SlingshotRun:
         self.start, self.epoch_loss = 0, 0.0
         self.buffer: Optional[Tensor] = None
         self.fv_points: Optional[Tensor] = None
+
+    def _check_world_size(self) -> None:
+        """Clear errors before any work: every process must get the same number of rows of each batch."""
+        w = self.shard.world_size
+        if w == 1:
+            return
+        if self.batches.n < w:
+            raise ValueError(f"the natural data has {self.batches.n} inputs, fewer than the {w} processes: give "
+                             "more natural data or run with fewer processes")
+        self.shard.rows(self.batches.batch_size, "natural batch (batch_size)")
+        self.shard.rows(self.gs.sampling.batch_size, "manipulation batch (manipulation_batch_size)")
 
     # -- pieces of a step ----------------------------------------------------------------------
     def inputs(self, q: Tensor, tr_u: Optional[Tensor]) -> Tensor:
@@ -92,6 +118,8 @@ class SlingshotRun:
     def manipulation_loss(self, cap: LayerCapture, step: int) -> Tensor:
         gs = self.gs
         q, tr_u = manipulation_batch(gs.sampling, self.aim, step, gs.run.seed, self.tr, self.buffer, self.device)
+        rows = self.shard.rows(len(q))
+        q, tr_u = q[rows], (None if tr_u is None else tr_u[rows])
         unit = lambda z: select_neuron(cap.run(z), gs.neuron_selector)
         return gs.loss(LossInputs(q=q, tr_u=tr_u, aim=self.aim, input_aim=self.input_aim,
                                   network_input=self.inputs, unit=unit))
@@ -133,10 +161,42 @@ class SlingshotRun:
         self.buffer = None if buf is None else buf.to(self.device)
         self.start, self.epoch_loss, self.history = int(state["step"]), float(state["epoch_loss"]), state["history"]
 
+    def _rollout(self, cap: LayerCapture, step: int) -> Tensor:
+        """The trajectory buffer of ``step``: each process rolls out its share of the starts when the
+        world size divides them (then the shares are gathered), else every process all of them."""
+        gs, traj = self.gs, self.gs.sampling.trajectories
+        split = self.shard.world_size > 1 and traj.starts % self.shard.world_size == 0
+        rows = self.shard.rows(traj.starts) if split else slice(None)
+        buf = rollout(cap, gs.param, gs.neuron_selector, self.traj_strategy, self.traj_tr, traj.starts, gs.run.seed,
+                      step, self.device, rows=rows)
+        return gather_rows(buf) if split else buf
+
+    def _backward_and_step(self, loss: Tensor) -> None:
+        """Gradients (averaged across processes), clipping and the optimizer step; fp16 scales the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            average_gradients(self.student.parameters())
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+            average_gradients(self.student.parameters())
+        if self.gs.optimizer.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), self.gs.optimizer.clip_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+
     def _checkpoint(self, step: int) -> None:
+        if not self.shard.is_main:
+            barrier()
+            return
         save_checkpoint(self.gs.run.checkpoint_path, step=step, epoch_loss=self.epoch_loss, history=self.history,
                         settings=self.gs.settings(), model=self.student, optimizer=self.optimizer,
                         scheduler=self.scheduler, buffer=self.buffer)
+        barrier()
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
@@ -151,34 +211,34 @@ class SlingshotRun:
         with LayerCapture(self.student, layer, stop=True) as cap, \
                 LayerCapture(self.frozen, frozen_layer, stop=True) as frozen_cap:
             self._probe(cap, frozen_cap)
-            bar = tqdm(total=self.total, initial=self.start, disable=not run.progress, desc="gradient slingshot",
-                       unit="step")
+            bar = tqdm(total=self.total, initial=self.start, disable=not (run.progress and self.shard.is_main),
+                       desc="gradient slingshot" + (f" ({self.shard.world_size} processes)"
+                                                    if self.shard.world_size > 1 else ""), unit="step")
+            nat_rows = self.shard.rows(self.batches.batch_size)
+            fv_rows = self.shard.rows(gs.sampling.batch_size)
             try:
                 for step in range(self.start, self.total):
-                    x = self.batches.get(step).to(self.device)
+                    x = self.batches.get(step, nat_rows).to(self.device)
                     if traj is not None and step % traj.refresh == 0:
-                        self.buffer = rollout(cap, gs.param, gs.neuron_selector, self.traj_strategy, self.traj_tr,
-                                              traj.starts, run.seed, step, self.device)
-                    l_m = self.manipulation_loss(cap, step)
-                    l_p = natural_loss(gs.preservation.loss, cap, frozen_cap, x, gs.neuron_selector)
-                    if self.fv_points is not None:
-                        l_p = l_p + fv_paths.weight * fv_path_loss(self.fv_points, cap, frozen_cap, gs.param,
-                                                                   gs.neuron_selector, gs.sampling.batch_size,
-                                                                   run.seed, step, self.device)
+                        self.buffer = self._rollout(cap, step)
+                    with autocast(run.precision, self.device):
+                        l_m = self.manipulation_loss(cap, step).float()
+                        l_p = natural_loss(gs.preservation.loss, cap, frozen_cap, x, gs.neuron_selector).float()
+                        if self.fv_points is not None:
+                            l_p = l_p + fv_paths.weight * fv_path_loss(
+                                self.fv_points, cap, frozen_cap, gs.param, gs.neuron_selector, gs.sampling.batch_size,
+                                run.seed, step, self.device, rows=fv_rows).float()
                     loss = (1 - alpha) * l_m + alpha * l_p
-                    if not torch.isfinite(loss):
+                    v_loss, v_m, v_p = all_mean([loss.item(), l_m.item(), l_p.item()])
+                    if not math.isfinite(v_loss):
                         kept = (f"; the last good checkpoint {run.checkpoint_path!r} is kept"
                                 if run.checkpoint_path else "")
                         raise FloatingPointError(
-                            f"gradient slingshot loss became {loss.item()} at step {step} (manipulation "
-                            f"{l_m.item():.4g}, preservation {l_p.item():.4g}){kept}. Lower lr or gamma."
+                            f"gradient slingshot loss became {v_loss} at step {step} (manipulation "
+                            f"{v_m:.4g}, preservation {v_p:.4g}){kept}. Lower lr or gamma."
                         )
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if gs.optimizer.clip_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(self.student.parameters(), gs.optimizer.clip_grad_norm)
-                    self.optimizer.step()
-                    rec = {"loss": loss.item(), "manipulation": l_m.item(), "preservation": l_p.item(),
+                    self._backward_and_step(loss)
+                    rec = {"loss": v_loss, "manipulation": v_m, "preservation": v_p,
                            "lr": self.optimizer.param_groups[0]["lr"]}
                     for k, v in rec.items():
                         self.history[k].append(v)
@@ -190,7 +250,7 @@ class SlingshotRun:
                     bar.set_postfix(M=f"{rec['manipulation']:.3g}", P=f"{rec['preservation']:.3g}", refresh=False)
                     if run.checkpoint_path and (step + 1) % run.checkpoint_every == 0 and step + 1 < self.total:
                         self._checkpoint(step + 1)
-                    if self.callback is not None and self.callback(step, rec, self.student) is False:
+                    if self.callback is not None and any_true(self.callback(step, rec, self.student) is False):
                         break
             finally:
                 bar.close()

@@ -1,0 +1,86 @@
+"""Two CPU processes under torchrun (gloo) do what one process does: the slingshot fine-tune (state
+dicts compared), the layer audit (the same report), and a checkpoint written by 2 processes resumes
+in 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from . import scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "distributed" / "scenario.py"), str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, torch.load(out / "result.pt", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, data = scenario.model_and_data()
+        result = scenario.slingshot().fit(model, data)
+        report = scenario.audit(model, data)
+    finally:
+        torch.set_num_threads(n)
+    return model, data, result, report
+
+
+def _max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+def test_two_processes_fine_tune_like_one(two_processes, one_process):
+    out, two = two_processes
+    _, _, one, _ = one_process
+    assert two["world_size"] == 2
+    assert _max_diff(two["state"], one.model.state_dict()) < 1e-5
+    for key in ("loss", "manipulation", "preservation"):
+        assert torch.allclose(torch.tensor(two["history"][key]), torch.tensor(one.history[key]), rtol=1e-4,
+                              atol=1e-6), key
+    # the fine-tune moved the weights: the comparison above is not between two untouched models
+    model, _, _, _ = one_process
+    assert _max_diff(one.model.state_dict(), model.state_dict()) > 1e-4
+
+
+def test_two_processes_audit_like_one(two_processes, one_process):
+    _, two = two_processes
+    _, _, _, report = one_process
+    assert two["units"] == report.units == scenario.AUDIT_UNITS
+    for check, scores in report.scores.items():
+        assert torch.allclose(two["scores"][check], scores, rtol=1e-4, atol=1e-5), check
+    assert torch.allclose(two["combined"], report.combined, rtol=1e-4, atol=1e-4)
+    for label, images in two["renders"].items():
+        assert images.shape == report.renders[label].images.shape
+        assert torch.allclose(images, report.renders[label].images, atol=1e-4), label
+
+
+def test_a_two_process_checkpoint_resumes_in_one(two_processes, one_process):
+    out, _ = two_processes
+    model, data, one, _ = one_process
+    ckpt = out / "checkpoint.pt"
+    assert torch.load(ckpt, weights_only=True)["step"] == scenario.CHECKPOINT_EVERY
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = scenario.slingshot().fit(model, data, resume=str(ckpt))
+    finally:
+        torch.set_num_threads(n)
+    assert _max_diff(resumed.model.state_dict(), one.model.state_dict()) < 1e-5
+    assert len(resumed.history["loss"]) == scenario.STEPS
