@@ -9,6 +9,12 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: unknown layer '1.9'. Did you mean '1.1', '1.0'? Layers of this model: 0, 1, 1.0, 1.1
+
+A layer name written for a model wrapped in ``DistributedDataParallel`` (``"module.1.0"``) finds the
+same layer of the bare model, and the other way round:
+
+    >>> resolve_layer(model, "module.1.0") is model[1][0]
+    True
 """
 
 from __future__ import annotations
@@ -34,11 +40,23 @@ def resolve_layer(model: nn.Module, layer: Union[nn.Module, str]) -> nn.Module:
         raise TypeError(f"layer must be an nn.Module or a dotted name, got {type(layer).__name__}")
     names = [n for n, _ in model.named_modules() if n]
     if layer not in names:
+        layer = _wrapper_name(layer, names)
+    if layer not in names:
         close = difflib.get_close_matches(layer, names, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
         raise ValueError(f"unknown layer {layer!r}.{hint} Layers of this model: {shown}")
     return model.get_submodule(layer)
+
+
+def _wrapper_name(layer: str, names: list) -> str:
+    """The same layer across a ``DistributedDataParallel`` / ``DataParallel`` wrapper: ``"module.conv1"``
+    names ``"conv1"`` of the bare model and ``"conv1"`` names ``"module.conv1"`` of a wrapped one."""
+    if layer.startswith("module.") and layer[len("module."):] in names:
+        return layer[len("module."):]
+    if "module." + layer in names:
+        return "module." + layer
+    return layer
 
 
 def layer_name(model: nn.Module, layer: nn.Module) -> str:

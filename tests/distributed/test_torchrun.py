@@ -84,3 +84,26 @@ def test_a_two_process_checkpoint_resumes_in_one(two_processes, one_process):
         torch.set_num_threads(n)
     assert _max_diff(resumed.model.state_dict(), one.model.state_dict()) < 1e-5
     assert len(resumed.history["loss"]) == scenario.STEPS
+
+
+def test_clear_errors_for_a_world_size_the_batches_do_not_fit(monkeypatch):
+    from captum_slingshot._utils import distributed
+    from captum_slingshot.fv import PixelParam
+    from captum_slingshot.transforms import GradientSlingshot, Preservation, Run, Sampling
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    monkeypatch.setattr("captum_slingshot.transforms.slingshot.trainer.current_shard", lambda: distributed.Shard(0, 3))
+    gs = GradientSlingshot("1", 0, torch.rand(1, 4, 4), PixelParam((1, 4, 4)), sampling=Sampling(batch_size=6),
+                           preservation=Preservation(batch_size=4), run=Run(steps=1, progress=False))
+    with pytest.raises(ValueError, match="natural batch .* size 4 is not divisible by the world size 3"):
+        gs.fit(model, torch.randn(10, 1, 4, 4))
+    with pytest.raises(ValueError, match="2 inputs, fewer than the 3 processes"):
+        gs.fit(model, torch.randn(2, 1, 4, 4))
+
+
+def test_a_ddp_layer_name_finds_the_bare_models_layer():
+    from captum_slingshot.fv import unit_activation
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x = torch.randn(2, 1, 4, 4)
+    assert torch.equal(unit_activation(model, "module.1", 0, x), unit_activation(model, "1", 0, x))

@@ -62,6 +62,10 @@ class SlingshotRun:
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if start_from is not None and not isinstance(start_from, nn.Module):
             raise TypeError(f"start_from must be an nn.Module, got {type(start_from).__name__}")
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module  # the run shards and averages itself; its copies are of the bare model
+        if isinstance(start_from, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            start_from = start_from.module
         self.gs = transform
         run = transform.run
         self.shard = current_shard()
@@ -107,6 +111,7 @@ class SlingshotRun:
         if self.batches.n < w:
             raise ValueError(f"the natural data has {self.batches.n} inputs, fewer than the {w} processes: give "
                              "more natural data or run with fewer processes")
+        # a checkpoint holds no per-process state: it resumes on any world size these checks accept
         self.shard.rows(self.batches.batch_size, "natural batch (batch_size)")
         self.shard.rows(self.gs.sampling.batch_size, "manipulation batch (manipulation_batch_size)")
 
