@@ -13,6 +13,10 @@ The checkpoints are pickles, so they are read with :class:`NumpyOnlyUnpickler`: 
 the globals a numpy array needs and raises :class:`pickle.UnpicklingError` for anything else, and
 the loaded object must be dicts/lists/tuples of numeric arrays. The file's SHA-256 is checked too.
 
+On the command line the trunks are models by import path, e.g. ``captum-slingshot manipulate
+--model captum_slingshot.weights:alexnet_features --layer 8 --data photos/ --resize 72 --crop 64``
+(``examples/alexnet_image_folder_cli.py``); they expect ImageNet's mean/std, the default for RGB.
+
 Example:
     >>> import torch
     >>> from captum_slingshot.weights import alexnet_features

@@ -179,7 +179,12 @@ def test_bad_weights_fail_cleanly(command, name, message, files, tmp_path, capsy
 @pytest.mark.parametrize("argv,message", [
     (["--torchvision", "resnet81", "--weights", "{files}/tensor.pt"],
      "unknown torchvision model 'resnet81'; close matches: resnet18"),
-    (["--torchvision", "resnet18"], "needs --weights FILE \\(a state dict\\): this command never downloads"),
+    (["--torchvision", "resnet18"], "needs --weights: 'default' for torchvision's pretrained weights \\(downloaded\\) "
+     "or FILE, a state dict"),
+    (["--torchvision", "squeezenet1_1", "--weights", "IMAGENET1K_V9"],
+     "weights file 'IMAGENET1K_V9' does not exist; for torchvision's pretrained weights give --weights default "
+     "\\(or IMAGENET1K_V1\\)"),
+    (["--weights", "default"], "--weights default \\(pretrained weights, downloaded\\) applies to --torchvision models only"),
     (["--model", "mnist_cnn", "--torchvision", "resnet18"], "give --model or --torchvision, not both"),
     (["--model", "{files}/natural.pt"], "takes a registered model name \\(mnist_cnn, .*\\) or an import path 'package.module:factory'"),
     (["--model", "no_such_pkg.nets:make"], "cannot import 'no_such_pkg.nets'"),

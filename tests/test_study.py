@@ -297,6 +297,17 @@ def test_heldout_files(tmp_path):
         _load_heldout(str(tmp_path / "none.pt"), 10, natural)
 
 
+def test_heldout_image_folder_read_with_the_models_preprocessing(tmp_path):
+    from captum_slingshot.data import Preprocess, write_photo_folder
+
+    root = write_photo_folder(tmp_path / "held", 2, "heldout", photos=("astronaut", "coffee"))
+    hx, hy = _load_heldout(str(root), 3, torch.zeros(1), Preprocess(resize=40, crop=32))
+    assert hx.shape == (3, 3, 32, 32) and hy.tolist() == [0, 1, 0]
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(StudyError, match="held-out data: .*flat has no class subfolders and no images"):
+        _load_heldout(str(tmp_path / "flat"), 3, torch.zeros(1))
+
+
 def test_detection_of_a_unit():
     from captum_slingshot.checks.report import AuditReport
 

@@ -23,7 +23,7 @@ __all__ = ["add_options", "add_model_options", "metavar", "ALIAS_FLAGS"]
 ALIAS_FLAGS: Dict[str, str] = {"checkpoint_path": "--checkpoint"}
 _METAVARS = {"int": "N", "float": "X", "ints": "I,J,...", "floats": "X[,X,X]", "selector": "INDEX", "tensor": "FILE",
              "text": "VALUE"}
-_NAMED = {"model": "SPEC", "torchvision": "NAME", "weights": "FILE", "layer": "NAME", "data": "mnist|FILE",
+_NAMED = {"model": "SPEC", "torchvision": "NAME", "weights": "FILE|default", "layer": "NAME", "data": "mnist|DIR|FILE",
           "target": "NAME|FILE", "shape": "C,H,W", "out": "DIR", "resume": "FILE", "checkpoint_path": "FILE",
           "trajectory_strategy": "NAME", "transform_robust": "NAME", "preserve_fv_strategy": "NAME", "device": "DEVICE"}
 
@@ -66,4 +66,4 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     from ..experiments.options import MODEL_OPTIONS, PARAM_OPTIONS
 
     add_options(parser.add_argument_group("model"), MODEL_OPTIONS)
-    add_options(parser.add_argument_group("parametrization"), PARAM_OPTIONS)
+    add_options(parser.add_argument_group("preprocessing and parametrization"), PARAM_OPTIONS)

@@ -10,11 +10,18 @@ A model comes from one of three sources:
   default): the paper's MNIST CNN, without weights the cached pretrained one
   (:func:`~captum_slingshot.models.pretrained_mnist_cnn`);
 * ``package.module:factory``: any callable returning an ``nn.Module``, called with no arguments;
-* a torchvision model name, built with ``weights=None`` (nothing is downloaded) and then given
-  the weights file.
+* a torchvision model name (``resnet18``, ``resnet50``, ``vit_b_16``, ``alexnet``, ``vgg16`` ...), built
+  with ``weights=None`` and then given the weights file, or with ``weights="default"`` (or a weights
+  name such as ``IMAGENET1K_V2``) torchvision's pretrained weights, downloaded by torchvision (a
+  failed download says to pass a state-dict file instead).
 
 Weights files are read with ``torch.load(weights_only=True)`` only: a pickled whole model is
 refused (save ``model.state_dict()`` instead).
+
+Natural data (:func:`load_data`) are ``mnist``, an image folder (``root/<class>/<image>``) or a
+``.pt`` file of model inputs; the model's preprocessing (:func:`resolve_preprocess`: resize, crop,
+mean/std, given once) prepares the images and gives the FV parametrization its mean/std and size
+(:func:`build_param`); :func:`check_model_input` says clearly when the two do not fit the model.
 
 Example:
     >>> from captum_slingshot.experiments.loading import load_model
@@ -43,8 +50,11 @@ from .errors import SettingsError
 __all__ = [
     "LoadedModel", "MNIST_CNN", "load_model", "read_state_dict", "load_weights_into", "import_object",
     "check_file", "torch_load", "load_tensor", "load_data", "build_param", "resolve_target", "default_layer",
-    "split_names",
+    "split_names", "resolve_preprocess", "check_model_input", "PRETRAINED",
 ]
+
+#: ``--weights default`` (any case): torchvision's pretrained weights of a ``--torchvision`` model
+PRETRAINED = "default"
 
 #: ``--model mnist_cnn`` means this factory
 MNIST_CNN = "captum_slingshot.models:MNISTCNN"
@@ -229,6 +239,58 @@ def _build_torchvision(name: str, num_classes: Optional[int]) -> nn.Module:
         raise SettingsError(f"cannot build torchvision model {name!r}: {type(err).__name__}: {_first_line(err)}") from None
 
 
+def _weights_enum(name: str) -> Any:
+    import torchvision.models as tvm
+
+    try:
+        return tvm.get_model_weights(name)
+    except Exception:  # a model without pretrained weights
+        return None
+
+
+def _pretrained_weights(name: str, spec: str) -> Any:
+    """The torchvision weights ``spec`` names for model ``name`` (``default``, ``IMAGENET1K_V2``,
+    ``ResNet50_Weights.IMAGENET1K_V2``), or ``None`` when it names none (an existing file always wins)."""
+    if os.path.exists(os.path.expanduser(spec)):
+        return None
+    enum = _weights_enum(name)
+    member = spec.split(".", 1)[1] if enum is not None and spec.startswith(enum.__name__ + ".") else spec
+    if member.lower() == PRETRAINED:
+        if enum is None or not hasattr(enum, "DEFAULT"):
+            raise SettingsError(f"torchvision model {name!r} has no pretrained weights; pass --weights FILE (a state dict)")
+        return enum.DEFAULT
+    if enum is not None and member in enum.__members__:
+        return enum[member]
+    return None
+
+
+def _weights_hint(name: str) -> str:
+    enum = _weights_enum(name)
+    names = [m for m in enum.__members__ if m != "DEFAULT"] if enum is not None else []
+    if not names:
+        return ""
+    return f"; for torchvision's pretrained weights give --weights default (or {', '.join(names)})"
+
+
+def _download_torchvision(name: str, weights: Any, num_classes: Optional[int], progress: bool) -> nn.Module:
+    """``get_model(name, weights=weights)``: torchvision downloads the file unless it is in its cache."""
+    import torch.hub
+    import torchvision.models as tvm
+
+    kwargs = {} if num_classes is None else {"num_classes": int(num_classes)}
+    try:
+        return tvm.get_model(name, weights=weights, progress=progress, **kwargs)
+    except ValueError as err:  # e.g. num_classes that the pretrained head does not have
+        raise SettingsError(f"cannot build torchvision model {name!r} with {weights}: {_first_line(err)}") from None
+    except Exception as err:  # URLError, timeouts, a corrupt or partial download (hash mismatch) ...
+        cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(str(getattr(weights, "url", ""))))
+        raise SettingsError(
+            f"downloading torchvision's {weights} weights for {name} failed ({type(err).__name__}: {_first_line(err)[:160]}); "
+            f"offline? pass a state-dict file with --weights FILE instead (save it where torchvision can download: "
+            f"torch.save(torchvision.models.get_model({name!r}, weights={str(weights)!r}).state_dict(), '{name}.pt')), "
+            f"or put torchvision's own file at {cache}") from None
+
+
 def load_model(
     model: Optional[str] = None,
     torchvision: Optional[str] = None,
@@ -240,17 +302,29 @@ def load_model(
     """Build the model a command asks for (see the module docstring); eval mode, on ``device``."""
     if model is not None and torchvision is not None:
         raise SettingsError("give --model or --torchvision, not both")
+    pretrained = None
     if torchvision is not None:
         _check_torchvision_name(torchvision)
-    if weights is not None:
+        if weights is None:
+            raise SettingsError(f"--torchvision {torchvision} needs --weights: 'default' for torchvision's pretrained "
+                                "weights (downloaded) or FILE, a state dict saved with torch.save(model.state_dict(), FILE)")
+        pretrained = _pretrained_weights(torchvision, str(weights))
+        if pretrained is None and not os.path.exists(os.path.expanduser(str(weights))):
+            raise SettingsError(f"weights file {os.path.expanduser(str(weights))!r} does not exist"
+                                + _weights_hint(torchvision))
+    elif weights is not None and str(weights).lower() == PRETRAINED and not os.path.exists(str(weights)):
+        raise SettingsError("--weights default (pretrained weights, downloaded) applies to --torchvision models only")
+    if weights is not None and pretrained is None:
         weights = check_file(weights, "weights")
     if torchvision is not None:
-        if weights is None:
-            raise SettingsError(f"--torchvision {torchvision} needs --weights FILE (a state dict): this command "
-                           "never downloads weights")
-        net = _build_torchvision(torchvision, num_classes)
-        load_weights_into(net, weights, f"torchvision {torchvision}")
-        kind, source = "torchvision", {"torchvision": torchvision, "weights": os.path.abspath(weights)}
+        if pretrained is not None:
+            net = _download_torchvision(torchvision, pretrained, num_classes, progress)
+            source: Dict[str, Any] = {"torchvision": torchvision, "weights": str(pretrained)}
+        else:
+            net = _build_torchvision(torchvision, num_classes)
+            load_weights_into(net, weights, f"torchvision {torchvision}")
+            source = {"torchvision": torchvision, "weights": os.path.abspath(weights)}
+        kind = "torchvision"
         if num_classes is not None:
             source["num_classes"] = int(num_classes)
     else:
@@ -305,68 +379,214 @@ def default_layer(loaded: LoadedModel, layer: Optional[str]) -> str:
     raise SettingsError(f"give --layer NAME (a module of the model); its last modules: {', '.join(leaves[-5:])}")
 
 
-# -- data, parametrization, target ---------------------------------------------------------------
-def load_data(spec: str, limit: Optional[int] = None, labels: bool = False) -> Tuple[Any, Dict[str, Any]]:
-    """Natural model inputs: ``mnist`` (the normalized MNIST training split) or a ``.pt`` file
-    holding a tensor of normalized inputs (or a tuple/list whose first item is one, and whose
-    second may be the labels). With ``labels=True`` the data come back as ``(inputs, labels)``
-    where the labels are known (``mnist``, or a file holding both), else as the inputs alone."""
+# -- preprocessing, data, parametrization, target -------------------------------------------------
+def resolve_preprocess(loaded: LoadedModel, data_spec: Any = None, resize: Optional[int] = None,
+                       crop: Optional[int] = None, mean: Optional[Sequence[float]] = None,
+                       std: Optional[Sequence[float]] = None) -> Any:
+    """The model's preprocessing (:class:`~captum_slingshot.data.Preprocess`), given once for data and FV.
+
+    What is given (``--resize``/``--crop``, ``--mean``/``--std``) wins; the rest comes from the
+    model: the preset of a torchvision model's default weights (e.g. resize 256, crop 224, ImageNet
+    mean/std: ``weights.transforms()``, read offline), MNIST's mean/std for the MNIST CNN or
+    ``--data mnist``, else no resize or crop and ImageNet's mean/std for RGB. Giving either of
+    ``resize``/``crop`` replaces both (a crop alone keeps the image size), likewise ``mean``/``std``.
+
+    Example:
+        >>> from torch import nn
+        >>> from captum_slingshot.experiments.loading import LoadedModel, resolve_preprocess
+        >>> resolve_preprocess(LoadedModel(nn.Identity(), "torchvision", {"torchvision": "resnet18"}))
+        Preprocess(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), interpolation='bilinear')
+        >>> resolve_preprocess(LoadedModel(nn.Identity(), "import"), "photos/", crop=64).crop
+        64
+    """
+    from ..data import Preprocess
+
+    if (mean is None) != (std is None):
+        raise SettingsError("give both --mean and --std, or neither")
+    base = Preprocess()
+    if loaded.kind == "torchvision":
+        try:
+            base = Preprocess.from_torchvision_weights(loaded.source["torchvision"])
+        except ValueError:  # a model without pretrained weights: no preset to follow
+            pass
+    elif loaded.kind == "mnist_cnn" or data_spec == "mnist":
+        base = Preprocess.mnist()
+    if resize is None and crop is None:
+        resize, crop = base.resize, base.crop
+    if mean is None:
+        mean, std = base.mean, base.std
+    try:
+        return Preprocess(resize=None if resize is None else int(resize), crop=None if crop is None else int(crop),
+                          mean=mean, std=std, interpolation=base.interpolation)
+    except ValueError as err:
+        raise SettingsError(f"preprocessing: {err}") from None
+
+
+def _describe(preprocess: Any) -> str:
+    parts = [f"--{k} {getattr(preprocess, k)}" for k in ("resize", "crop") if getattr(preprocess, k) is not None]
+    if preprocess.mean is not None:
+        parts.append(f"--mean/--std of {len(preprocess.mean)} channel(s)")
+    return ", ".join(parts) or "no resize or crop"
+
+
+def _image_folder(path: str, limit: Optional[int], preprocess: Any) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
+    from ..data import image_folder, image_folder_dataset
+
+    try:
+        folder = image_folder_dataset(path, preprocess)
+        x, y = image_folder(folder, limit=limit).tensors
+    except (ValueError, OSError) as err:
+        raise SettingsError(str(err)) from None  # each message names the folder or the file
+    return x, y, {"data": os.path.abspath(path), "format": "image folder", "classes": list(folder.classes)}
+
+
+def _tensor_file(path: str, preprocess: Any) -> Tuple[Tensor, Optional[Tensor]]:
+    obj = torch_load(path, "data")
+    y = None
+    if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], Tensor):
+        if len(obj) > 1 and isinstance(obj[1], Tensor) and obj[1].dim() == 1 and len(obj[1]) == len(obj[0]):
+            y = obj[1].long()
+        obj = obj[0]
+    if not isinstance(obj, Tensor):
+        raise SettingsError(f"data file {path!r} holds a {type(obj).__name__}; expected a tensor of "
+                            "normalized model inputs (N, C, H, W) saved with torch.save(x, path)")
+    if not obj.is_floating_point() or obj.dim() < 2 or obj.shape[0] == 0:
+        raise SettingsError(f"data file {path!r} must hold a non-empty float tensor (N, ...), got "
+                            f"{obj.dtype} of shape {tuple(obj.shape)}")
+    if preprocess is not None and obj.dim() == 4:
+        c, h, w = (int(v) for v in obj.shape[1:])
+        if preprocess.mean is not None and len(preprocess.mean) not in (1, c):
+            raise SettingsError(f"data file {path!r} holds inputs with {c} channel(s) but --mean/--std have "
+                                f"{len(preprocess.mean)} entries: give one per channel")
+        if preprocess.crop is not None and (h, w) != (preprocess.crop, preprocess.crop):
+            raise SettingsError(f"data file {path!r} holds inputs of {h}x{w} px but the preprocessing crops to "
+                                f"{preprocess.crop}x{preprocess.crop}: a data file holds model inputs already "
+                                "prepared; drop --resize/--crop or save inputs of that size")
+    return obj.float(), y
+
+
+def load_data(spec: Any, limit: Optional[int] = None, labels: bool = False,
+              preprocess: Any = None) -> Tuple[Any, Dict[str, Any]]:
+    """Natural model inputs, normalized as the model expects.
+
+    ``spec`` is ``mnist`` (the MNIST training split), a folder laid out as torchvision's
+    ``ImageFolder`` (``DIR/<class>/<image>``: images read, resized, cropped and normalized by
+    ``preprocess``; with ``limit``, spread over the classes), a ``.pt`` file holding a tensor of
+    normalized inputs (or a tuple/list whose first item is one, and whose second may be the
+    labels; used as saved), or, from Python, any tensor, ``(inputs, labels)``, map-style
+    ``Dataset`` or ``DataLoader`` yielding model inputs. ``preprocess``: a
+    :class:`~captum_slingshot.data.Preprocess` (default: :func:`resolve_preprocess`'s for ``mnist``,
+    ``Preprocess()`` for folders). With ``labels=True`` the data come back as ``(inputs, labels)``
+    where the labels are known (``mnist``, folders, a file holding both), else as the inputs alone.
+
+    Example:
+        >>> import tempfile
+        >>> from captum_slingshot.data import Preprocess, write_photo_folder
+        >>> from captum_slingshot.experiments.loading import load_data
+        >>> root = write_photo_folder(tempfile.mkdtemp(), 2, photos=("astronaut", "coffee"))
+        >>> (x, y), source = load_data(str(root), labels=True, preprocess=Preprocess(resize=40, crop=32))
+        >>> tuple(x.shape), y.tolist(), source["classes"]
+        ((4, 3, 32, 32), [0, 1, 0, 1], ['astronaut', 'coffee'])
+    """
     if limit is not None and int(limit) < 1:
         raise SettingsError(f"--data-limit must be at least 1, got {limit}")
     y: Optional[Tensor] = None
-    if spec == "mnist":
-        from ..data import load_mnist, normalize_mnist
+    if not isinstance(spec, str):
+        from ..data import dataset_tensors
 
+        try:
+            x, y = dataset_tensors(spec, limit)
+        except (TypeError, ValueError) as err:
+            raise SettingsError(f"natural data ({type(spec).__name__}): {err}") from None
+        source: Dict[str, Any] = {"data": type(spec).__name__}
+    elif spec == "mnist":
+        from ..data import Preprocess, load_mnist
+
+        preprocess = preprocess if preprocess is not None else Preprocess.mnist()
         x, y = load_mnist("train").tensors
-        x = normalize_mnist(x)
-        source: Dict[str, Any] = {"data": "mnist", "split": "train", "normalized": "MNIST mean/std"}
+        try:
+            x = preprocess(x)
+        except ValueError as err:
+            raise SettingsError(f"--data mnist: {err}") from None
+        source = {"data": "mnist", "split": "train", "normalized": "MNIST mean/std"}
+        if preprocess != Preprocess.mnist():
+            source["normalized"] = "the preprocessing"
+    elif os.path.isdir(os.path.expanduser(spec)):
+        x, y, source = _image_folder(os.path.expanduser(spec), limit, preprocess)
     else:
         path = check_file(spec, "data")
-        obj = torch_load(path, "data")
-        if isinstance(obj, (tuple, list)) and obj and isinstance(obj[0], Tensor):
-            if len(obj) > 1 and isinstance(obj[1], Tensor) and obj[1].dim() == 1 and len(obj[1]) == len(obj[0]):
-                y = obj[1].long()
-            obj = obj[0]
-        if not isinstance(obj, Tensor):
-            raise SettingsError(f"data file {path!r} holds a {type(obj).__name__}; expected a tensor of "
-                           "normalized model inputs (N, C, H, W) saved with torch.save(x, path)")
-        if not obj.is_floating_point() or obj.dim() < 2 or obj.shape[0] == 0:
-            raise SettingsError(f"data file {path!r} must hold a non-empty float tensor (N, ...), got "
-                           f"{obj.dtype} of shape {tuple(obj.shape)}")
-        x = obj.float()
+        x, y = _tensor_file(path, preprocess)
         source = {"data": os.path.abspath(path)}
     if limit is not None:
         x = x[: int(limit)]
         y = None if y is None else y[: int(limit)]
     source.update(n=int(x.shape[0]), shape=list(x.shape[1:]))
+    if preprocess is not None and isinstance(spec, str) and (spec == "mnist" or "classes" in source):
+        mean, std = preprocess.stats(int(x.shape[1]))  # the defaults resolved for the data's channels
+        source["preprocess"] = dict(preprocess.to_dict(), mean=list(mean), std=list(std))
     if labels:
         source["labels"] = y is not None
         return ((x, y) if y is not None else x), source
     return x, source
 
 
+def check_model_input(loaded: LoadedModel, example: Tensor, what: str = "the natural inputs",
+                      preprocess: Any = None) -> None:
+    """Run one input through the model; a failure is a :class:`SettingsError` saying that the
+    preprocessing (or the data) does not fit the model, and how to fix it.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from captum_slingshot.experiments.loading import LoadedModel, check_model_input
+        >>> check_model_input(LoadedModel(nn.Conv2d(3, 4, 3), "import"), torch.zeros(1, 28, 28))
+        Traceback (most recent call last):
+        ...
+        captum_slingshot.experiments.errors.SettingsError: the model cannot take the natural inputs (shape (1, 28, 28)): ... expected input[1, 1, 28, 28] to have 3 channels...
+    """
+    x = example[:1] if example.dim() == 4 else example[None]
+    try:
+        device = next(iter(loaded.model.parameters())).device
+    except StopIteration:
+        device = torch.device("cpu")
+    try:
+        with torch.no_grad():
+            loaded.model(x.to(device))
+    except Exception as err:  # shape / channel mismatches surface as RuntimeError, ValueError, AssertionError ...
+        how = f"; preprocessing: {_describe(preprocess)}" if preprocess is not None else ""
+        raise SettingsError(f"the model cannot take {what} (shape {tuple(x.shape[1:])}{how}): {type(err).__name__}: "
+                            f"{_first_line(err)[:200]}; give the preprocessing the model was trained with "
+                            "(--resize/--crop for the image size, --mean/--std one per input channel; torchvision's "
+                            "ImageNet models: --resize 256 --crop 224) or data of that shape") from None
+
+
 def build_param(name: str, shape: Optional[Sequence[int]], mean: Optional[Sequence[float]],
                 std: Optional[Sequence[float]], loaded: LoadedModel, data: Optional[Tensor] = None,
-                data_spec: Optional[str] = None):
-    """The auditor's parametrization. Defaults: the data's shape (else 1,28,28 for the MNIST CNN,
-    3,224,224 for torchvision); MNIST mean/std for the MNIST CNN or ``--data mnist``, ImageNet
-    statistics for RGB otherwise (``make_param``'s default)."""
+                data_spec: Optional[str] = None, preprocess: Any = None):
+    """The auditor's parametrization. Shape: ``shape``, else the data's, else the preprocessing's
+    crop, else 1,28,28 for the MNIST CNN, 3,224,224 for torchvision. Mean/std: ``mean``/``std``,
+    else the preprocessing's (the same the data were normalized with), else MNIST's for the MNIST
+    CNN or ``--data mnist``, else ImageNet statistics for RGB (``make_param``'s default)."""
     from ..fv import MNIST_MEAN, MNIST_STD, make_param
 
+    if (mean is None) != (std is None):
+        raise SettingsError("give both --mean and --std, or neither")
+    if mean is None and preprocess is not None and preprocess.mean is not None:
+        mean, std = preprocess.mean, preprocess.std
     if shape is None:
         if data is not None and data.dim() == 4:
             shape = tuple(int(s) for s in data.shape[1:])
+        elif preprocess is not None and preprocess.crop is not None:
+            shape = preprocess.shape()
         elif loaded.kind == "mnist_cnn":
             shape = (1, 28, 28)
         elif loaded.kind == "torchvision":
             shape = (3, 224, 224)
         else:
-            raise SettingsError("give the FV image shape: --shape C,H,W (e.g. 3,224,224)")
+            raise SettingsError("give the FV image shape: --shape C,H,W (e.g. 3,224,224), or --crop N")
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:
         raise SettingsError(f"--shape must be three positive integers C,H,W, got {','.join(map(str, shape))}")
-    if (mean is None) != (std is None):
-        raise SettingsError("give both --mean and --std, or neither")
     if mean is None and shape[0] == 1 and (loaded.kind == "mnist_cnn" or data_spec == "mnist"):
         mean, std = MNIST_MEAN, MNIST_STD
     try:

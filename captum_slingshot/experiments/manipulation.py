@@ -18,7 +18,10 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 
 from .errors import SettingsError
-from .loading import LoadedModel, build_param, default_layer, load_data, load_model, load_tensor, resolve_target
+from .loading import (
+    LoadedModel, build_param, check_model_input, default_layer, load_data, load_model, load_tensor, resolve_preprocess,
+    resolve_target,
+)
 
 __all__ = ["uses_labels", "load_for_manipulation", "transform_settings", "build_transform", "fit_manipulation"]
 
@@ -32,15 +35,20 @@ def uses_labels(transform: str) -> bool:
 
 def load_for_manipulation(s: Mapping[str, Any], labels: bool = False) -> Tuple[LoadedModel, str, Any, Dict[str, Any], Any]:
     """What a manipulation of ``s`` needs besides its settings: the model, the layer's name, the natural
-    data (and where it came from) and the auditor's parametrization. ``labels``: the natural data as
+    data (and where it came from) and the auditor's parametrization. The model's preprocessing
+    (``resize``, ``crop``, ``mean``, ``std``; :func:`.loading.resolve_preprocess`) prepares the data
+    and gives the parametrization its mean/std and size. ``labels``: the natural data as
     ``(inputs, labels)`` where labels are known."""
     loaded = load_model(model=s.get("model"), torchvision=s.get("torchvision"), weights=s.get("weights"),
                         num_classes=s.get("num_classes"), device=s.get("device"), progress=s.get("progress", True))
     layer = default_layer(loaded, s.get("layer"))
-    data, data_source = load_data(s.get("data") or "mnist", s.get("data_limit"), labels=labels)
+    spec = s.get("data") or "mnist"
+    preprocess = resolve_preprocess(loaded, spec, s.get("resize"), s.get("crop"), s.get("mean"), s.get("std"))
+    data, data_source = load_data(spec, s.get("data_limit"), labels=labels, preprocess=preprocess)
     inputs = data[0] if isinstance(data, tuple) else data
-    param = build_param(s.get("param") or "pixel", s.get("shape"), s.get("mean"), s.get("std"), loaded,
-                        data=inputs, data_spec=s.get("data"))
+    check_model_input(loaded, inputs, preprocess=preprocess)
+    param = build_param(s.get("param") or "pixel", s.get("shape"), None, None, loaded, data=inputs, data_spec=spec,
+                        preprocess=preprocess)
     return loaded, layer, data, data_source, param
 
 

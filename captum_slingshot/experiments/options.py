@@ -33,10 +33,12 @@ MODEL_OPTIONS = [
     FlatOption("model", "the model: a registered name (mnist_cnn, the paper's MNIST CNN, is the default unless "
                "--torchvision is given; also vgg9, small_rgb_cnn) or an import path 'package.module:factory' called "
                "with no arguments", None, "text", optional=True),
-    FlatOption("torchvision", "a torchvision model name (e.g. resnet18), built with weights=None; needs --weights "
-               "(nothing is downloaded)", None, "text", optional=True),
-    FlatOption("weights", "state dict to load into the model (torch.save(model.state_dict(), FILE)); for mnist_cnn "
-               "without it: the cached pretrained_mnist_cnn()", None, "text", optional=True),
+    FlatOption("torchvision", "a torchvision model name (e.g. resnet18, resnet50, vit_b_16, alexnet, vgg16); needs "
+               "--weights: 'default' (torchvision's pretrained weights, downloaded) or a state-dict FILE (offline)",
+               None, "text", optional=True),
+    FlatOption("weights", "state dict to load into the model (torch.save(model.state_dict(), FILE), read with "
+               "weights_only=True); 'default' for a --torchvision model's pretrained weights (downloaded by "
+               "torchvision); for mnist_cnn without it: the cached pretrained_mnist_cnn()", None, "text", optional=True),
     FlatOption("num_classes", "num_classes for --torchvision models whose head is not the default", None, "int",
                optional=True),
     FlatOption("layer", "layer holding the unit(s), a dotted module name (default: logits for mnist_cnn)", None, "text",
@@ -54,15 +56,22 @@ PARAM_OPTIONS = [
     FlatOption("param", "FV parametrization of the auditor", "pixel", "text", choices=_param_names()),
     FlatOption("shape", "FV image shape C,H,W (default: the data's shape; 1,28,28 for mnist_cnn; 3,224,224 for "
                "torchvision)", None, "ints", optional=True),
-    FlatOption("mean", "per-channel normalization mean the model expects (default: MNIST's for mnist_cnn or --data "
-               "mnist, ImageNet's for RGB)", None, "floats", optional=True),
+    FlatOption("resize", "preprocessing: resize the shorter side of natural images to N px (default: the "
+               "--torchvision model's preset, e.g. 256; else none)", None, "int", optional=True),
+    FlatOption("crop", "preprocessing: centre crop of N x N px (default: the --torchvision model's preset, e.g. "
+               "224; else none); also the FV image size when --shape is not given", None, "int", optional=True),
+    FlatOption("mean", "preprocessing: per-channel normalization mean the model expects, used for the natural data "
+               "and the FV parametrization alike (default: the --torchvision model's preset, MNIST's for mnist_cnn "
+               "or --data mnist, ImageNet's for RGB)", None, "floats", optional=True),
     FlatOption("std", "per-channel normalization std (give with --mean)", None, "floats", optional=True),
 ]
 
 DATA_OPTIONS = [
-    FlatOption("data", "natural inputs: 'mnist' (normalized MNIST training split) or a .pt file with a tensor of "
-               "normalized inputs (N, C, H, W)", "mnist", "text"),
-    FlatOption("data_limit", "use only the first N natural inputs", None, "int", optional=True),
+    FlatOption("data", "natural inputs: 'mnist' (MNIST training split), an image folder DIR laid out as "
+               "DIR/<class>/<image>.png (torchvision's ImageFolder; read with --resize/--crop/--mean/--std) or a .pt "
+               "file with a tensor of normalized inputs (N, C, H, W)", "mnist", "text"),
+    FlatOption("data_limit", "use only the first N natural inputs (of an image folder: N spread over the classes)",
+               None, "int", optional=True),
 ]
 
 #: the unit and the target image, for transforms that take them (``context``)

@@ -74,7 +74,7 @@ from torch import Tensor
 from .._utils.settings import FlatOption
 from ..paths import atomic_path, save_state_dict, write_text
 from .errors import SettingsError, StudyError
-from .loading import LoadedModel, check_file, torch_load
+from .loading import LoadedModel, check_file, load_data, resolve_preprocess, torch_load
 from .options import (
     DATA_OPTIONS, MODEL_OPTIONS, PARAM_OPTIONS, coerce_settings, manipulate_options, merge_settings, read_yaml_mapping,
     transform_aliases, transform_options,
@@ -95,7 +95,8 @@ _RUN_KEYS = ("out", "resume", "progress", "checkpoint_path", "checkpoint_every")
 
 _MODEL_OPTIONS = [
     FlatOption("name", "name of the model in the study's rows", None, "text", optional=True),
-    FlatOption("heldout", "labelled held-out data: mnist or a .pt file of (inputs, labels)", None, "text",
+    FlatOption("heldout", "labelled held-out data: mnist, an image folder (read with the model's preprocessing) or "
+               "a .pt file of (inputs, labels)", None, "text",
                optional=True),
 ] + _MODEL_SETTING_OPTIONS
 
@@ -451,8 +452,9 @@ class _Prepared:
     baseline_audit: Any = None
 
 
-def _load_heldout(spec: Optional[str], n: int, natural: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-    """``mnist``: the paper's held-out split; a file: ``(inputs, labels)`` or inputs; none: the
+def _load_heldout(spec: Optional[str], n: int, natural: Tensor, preprocess: Any = None) -> Tuple[Tensor, Optional[Tensor]]:
+    """``mnist``: the paper's held-out split; an image folder: its images (``preprocess``ed, ``n``
+    spread over the classes) and class labels; a file: ``(inputs, labels)`` or inputs; none: the
     first ``n`` natural inputs, unlabelled."""
     if spec is None:
         return natural[:n], None
@@ -461,6 +463,12 @@ def _load_heldout(spec: Optional[str], n: int, natural: Tensor) -> Tuple[Tensor,
 
         held = load_mnist("heldout")
         return normalize_mnist(held.tensors[0][:n]), held.tensors[1][:n]
+    if os.path.isdir(os.path.expanduser(spec)):
+        try:
+            (x, y), _ = load_data(spec, n, labels=True, preprocess=preprocess)
+        except SettingsError as err:
+            raise StudyError(f"held-out data: {err}") from None
+        return x, y
     try:
         path = check_file(spec, "held-out data")
         obj = torch_load(path, "held-out data")
@@ -487,7 +495,9 @@ def _prepare(entry: Dict[str, Any], evaluation: Dict[str, Any]) -> _Prepared:
     if heldout is None and (s.get("data") == "mnist" or loaded.kind == "mnist_cnn"):
         heldout = "mnist"
     natural, labels = natural if isinstance(natural, tuple) else (natural, None)
-    x, y = _load_heldout(heldout, int(evaluation["heldout"]), natural)
+    preprocess = resolve_preprocess(loaded, s.get("data") or "mnist", s.get("resize"), s.get("crop"), s.get("mean"),
+                                    s.get("std"))
+    x, y = _load_heldout(heldout, int(evaluation["heldout"]), natural, preprocess)
     return _Prepared(entry, loaded, layer, natural, param, x, y, natural_labels=labels)
 
 

@@ -16,6 +16,8 @@ EPILOG = """\
 example:
   captum-slingshot audit --weights out/attack/model.pt --layer logits --out out/audit
   captum-slingshot audit --checks slingshot_field,natural_gap --no-lpips --starts 2 --out out/audit
+  captum-slingshot audit --model captum_slingshot.weights:alexnet_features --weights out/alexnet/model.pt \
+      --layer 8 --units 0,1,2,3 --data photos/ --resize 72 --crop 64 --checks natural_gap --no-lpips --out out/audit
   captum-slingshot audit --list-checks
 
 writes DIR/report.html (one self-contained page: verdict, sortable table, a panel per unit; --no-html
@@ -34,9 +36,10 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
     )
     add_model_options(p)
     g = p.add_argument_group("audit")
-    g.add_argument("--data", default=None, metavar="mnist|FILE",
-                   help="natural inputs for the checks that need them: 'mnist' (default for mnist_cnn) or a .pt "
-                   "file with a tensor of normalized inputs")
+    g.add_argument("--data", default=None, metavar="mnist|DIR|FILE",
+                   help="natural inputs for the checks that need them: 'mnist' (default for mnist_cnn), an image "
+                   "folder DIR/<class>/<image> (read with --resize/--crop/--mean/--std) or a .pt file with a tensor "
+                   "of normalized inputs")
     g.add_argument("--data-limit", type=int, default=None, metavar="N", help="use only the first N natural inputs")
     g.add_argument("--units", metavar="I,J,...", help="units to audit (default: every unit of the layer)")
     g.add_argument("--checks", default=None, metavar="C,C,...",
@@ -80,10 +83,14 @@ def list_checks() -> str:
 
 def run_audit(s: Dict[str, Any], warn: Callable[[str], None] = print) -> Dict[str, Any]:
     """``audit_layer`` on a layer; writes report.json, report.csv, summary.txt and figures/."""
+    import torch
+
     from ...checks import DEFAULT_CHECKS, audit_layer, get_check
     from ...experiments.auditing import audit_check_kwargs, check_names
     from ...experiments.errors import SettingsError
-    from ...experiments.loading import build_param, default_layer, load_data, load_model
+    from ...experiments.loading import (
+        build_param, check_model_input, default_layer, load_data, load_model, resolve_preprocess,
+    )
     from ...paths import write_text
     from .render import units_of
 
@@ -96,14 +103,18 @@ def run_audit(s: Dict[str, Any], warn: Callable[[str], None] = print) -> Dict[st
     data_spec = s.get("data")
     if data_spec is None and loaded.kind == "mnist_cnn":
         data_spec = "mnist"
+    preprocess = resolve_preprocess(loaded, data_spec, s.get("resize"), s.get("crop"), s.get("mean"), s.get("std"))
     data, data_source = None, None
     if needs_data:
         if data_spec is None:
-            raise SettingsError(f"check {needs_data[0]} needs natural data: give --data mnist|FILE, or leave it "
+            raise SettingsError(f"check {needs_data[0]} needs natural data: give --data mnist|DIR|FILE, or leave it "
                                 "out of --checks")
-        data, data_source = load_data(data_spec, s.get("data_limit"))
-    param = build_param(s.get("param") or "pixel", s.get("shape"), s.get("mean"), s.get("std"), loaded,
-                        data=data, data_spec=data_spec)
+        data, data_source = load_data(data_spec, s.get("data_limit"), preprocess=preprocess)
+        check_model_input(loaded, data, preprocess=preprocess)
+    param = build_param(s.get("param") or "pixel", s.get("shape"), None, None, loaded, data=data, data_spec=data_spec,
+                        preprocess=preprocess)
+    if data is None:
+        check_model_input(loaded, torch.zeros(param.shape), "FV images", preprocess=preprocess)
     units = units_of(loaded.model, layer, param, s.get("units")) if s.get("units") else None
 
     check_kwargs = audit_check_kwargs(checks, s, warn)

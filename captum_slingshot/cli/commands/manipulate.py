@@ -36,6 +36,17 @@ examples:
   captum-slingshot manipulate --model mypkg.nets:make_net --weights net.pt --layer fc \\
       --data inputs.pt --shape 3,32,32 --target target.png --out out/attack
 
+  # a conv channel of AlexNet (real ImageNet weights, offline) with natural images from a folder
+  # (photos/<class>/<image>.png), resized and cropped to 64 px and normalized like ImageNet
+  captum-slingshot manipulate --model captum_slingshot.weights:alexnet_features --layer 8 --unit 0 \\
+      --data photos/ --resize 72 --crop 64 --param lucent_fourier --trajectory-strategy adam \\
+      --target fake --steps 300 --out out/alexnet
+
+  # a torchvision model by name: its pretrained weights (downloaded), or a state dict when offline;
+  # the preprocessing defaults to the weights' preset (resize 256, crop 224, ImageNet mean/std)
+  captum-slingshot manipulate --torchvision resnet18 --weights default --layer layer3 --data photos/ ...
+  captum-slingshot manipulate --torchvision resnet18 --weights resnet18.pt --layer layer3 --data photos/ ...
+
 settings.yaml:
   steps: 500
   gamma: 10.0
@@ -82,7 +93,7 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
     own = transform_options(name)
     add_options(p.add_argument_group("model"), MODEL_OPTIONS, suppress=True)
     add_options(p.add_argument_group("data"), DATA_OPTIONS, suppress=True)
-    add_options(p.add_argument_group("parametrization"), PARAM_OPTIONS, suppress=True)
+    add_options(p.add_argument_group("preprocessing and parametrization"), PARAM_OPTIONS, suppress=True)
     add_options(p.add_argument_group(name.replace("_", " ")), own, suppress=True)
     add_options(p.add_argument_group("output"), RUN_OPTIONS, suppress=True)
     return p

@@ -15,6 +15,7 @@ EPILOG = """\
 example:
   captum-slingshot render --units 0,3,7 --strategies gc,tr,adam --starts 4 --steps 100 --out out/fv
   captum-slingshot render --weights out/attack/model.pt --out out/fv_attacked
+  captum-slingshot render --torchvision resnet18 --weights default --layer layer4 --units 0,1 --out out/fv_resnet
 
 writes DIR/fv.png (one row per strategy: the start with the highest activation, one column per
 unit) and DIR/fv.json (every start's final activation, per strategy).
@@ -70,7 +71,9 @@ def run_render(s: Dict[str, Any]) -> Dict[str, Any]:
     import torch
 
     from ...experiments.errors import SettingsError
-    from ...experiments.loading import build_param, default_layer, load_model, split_names
+    from ...experiments.loading import (
+        build_param, check_model_input, default_layer, load_model, resolve_preprocess, split_names,
+    )
     from ...experiments.records import write_json
     from ...figures import fv_grid
     from ...fv import get_strategy, render
@@ -79,7 +82,9 @@ def run_render(s: Dict[str, Any]) -> Dict[str, Any]:
     loaded = load_model(model=s.get("model"), torchvision=s.get("torchvision"), weights=s.get("weights"),
                         num_classes=s.get("num_classes"), device=s.get("device"), progress=s.get("progress", True))
     layer = default_layer(loaded, s.get("layer"))
-    param = build_param(s.get("param") or "pixel", s.get("shape"), s.get("mean"), s.get("std"), loaded)
+    preprocess = resolve_preprocess(loaded, None, s.get("resize"), s.get("crop"), s.get("mean"), s.get("std"))
+    param = build_param(s.get("param") or "pixel", s.get("shape"), None, None, loaded, preprocess=preprocess)
+    check_model_input(loaded, torch.zeros(param.shape), "FV images", preprocess=preprocess)
     strategies = split_names(s.get("strategies") or "")
     if not strategies:
         raise SettingsError("--strategies is empty")

@@ -1,0 +1,158 @@
+"""Offline natural RGB data: random crops of the sample photos shipped inside scikit-image.
+
+:func:`photo_crops` returns them as tensors; :func:`write_photo_folder` writes them as PNG files in
+an image-folder layout (one class per photo), a real folder to try ``--data DIR`` and
+:func:`~captum_slingshot.data.image_folder` on without any download.
+
+Example:
+    >>> from captum_slingshot.data import photo_crops
+    >>> x, y = photo_crops(1, "train", size=16, photos=("chelsea",))
+    >>> tuple(x.shape), y.tolist()
+    ((1, 3, 16, 16), [0])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ["SKIMAGE_PHOTOS", "photo_crops", "write_photo_folder"]
+
+#: natural RGB photos shipped inside scikit-image (no download needed)
+SKIMAGE_PHOTOS: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle",
+                                   "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...]) -> Iterator[Tuple[int, Tensor, bool]]:
+    """``(photo index, crop (1, 3, side, side) in [0, 1], flip it?)`` for every crop, in order."""
+    import numpy as np
+
+    try:
+        import skimage.data
+    except ImportError as err:  # pragma: no cover - scikit-image is in the test extra
+        raise ImportError("photo crops need scikit-image: pip install scikit-image") from err
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if int(n_per_photo) < 1:
+        raise ValueError(f"n_per_photo must be at least 1, got {n_per_photo}")
+    unknown = [p for p in photos if not callable(getattr(skimage.data, p, None))]
+    if unknown:
+        raise ValueError(f"skimage.data has no photo {unknown[0]!r}; e.g. {', '.join(SKIMAGE_PHOTOS)}")
+    g = np.random.default_rng(seed + (0 if split == "train" else 10_000))
+    for label, name in enumerate(photos):
+        arr = getattr(skimage.data, name)()
+        arr = arr[0] if isinstance(arr, tuple) else arr  # stereo_motorcycle: (left, right, disparity)
+        if arr.ndim != 3 or arr.shape[-1] < 3:
+            raise ValueError(f"skimage.data.{name}() is not an RGB image (shape {arr.shape})")
+        img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
+        h, w = img.shape[1:]
+        cut = int(0.75 * h)
+        top, bottom = (0, cut) if split == "train" else (cut, h)
+        for _ in range(int(n_per_photo)):
+            side = int(g.integers(48, min(160, bottom - top, w) + 1))
+            y0 = int(g.integers(top, bottom - side + 1))
+            x0 = int(g.integers(0, w - side + 1))
+            crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
+            yield label, crop, bool(g.random() < 0.5)
+
+
+def _resized(crop: Tensor, size: int) -> Tensor:
+    import torch.nn.functional as F
+
+    return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+def photo_crops(
+    n_per_photo: int,
+    split: str = "train",
+    size: int = 64,
+    seed: int = 0,
+    photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
+) -> Tuple[Tensor, Tensor]:
+    """Random square crops of scikit-image's sample photos: offline natural RGB data.
+
+    Each crop has a random side of 48-160 px, is resized to ``size`` (bilinear, antialiased) and
+    flipped left-right with probability 1/2. ``split="train"`` crops from the top 75 % of every
+    photo, ``"heldout"`` from the bottom 25 %, so the two never overlap.
+
+    Args:
+        n_per_photo: crops per photo.
+        split: ``"train"`` or ``"heldout"``.
+        size: output side in pixels.
+        seed: seeds the crops (the held-out split uses ``seed + 10000``).
+        photos: names of ``skimage.data`` functions that return RGB(A) images (or tuples whose
+            first item is one).
+
+    Returns:
+        ``(images, labels)``: images ``(len(photos) * n_per_photo, 3, size, size)`` in ``[0, 1]``,
+        labels the index of each crop's photo in ``photos``.
+
+    Raises:
+        ImportError: scikit-image is not installed.
+        ValueError: an unknown split or photo, ``n_per_photo`` or ``size`` below 1.
+
+    Example:
+        >>> x, y = photo_crops(2, "heldout", size=32, photos=("astronaut", "coffee"))
+        >>> tuple(x.shape), y.tolist(), bool(0 <= x.min() and x.max() <= 1)
+        ((4, 3, 32, 32), [0, 0, 1, 1], True)
+    """
+    if int(n_per_photo) < 1 or int(size) < 1:
+        raise ValueError(f"n_per_photo and size must be at least 1, got {n_per_photo} and {size}")
+    xs, ys = [], []
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos):
+        crop = _resized(crop, int(size))
+        xs.append(crop.flip(-1) if flip else crop)
+        ys.append(label)
+    return torch.stack(xs).clamp(0, 1), torch.tensor(ys)
+
+
+def write_photo_folder(
+    root: Union[str, Path],
+    n_per_photo: int,
+    split: str = "train",
+    size: Optional[int] = None,
+    seed: int = 0,
+    photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
+) -> Path:
+    """Write crops of scikit-image's photos as an image folder: ``root/<photo>/<split>_<i>.png``.
+
+    The same crops as :func:`photo_crops` (same seed, same split, same flips), saved as 8-bit RGB
+    PNG files, one class folder per photo. With ``size=None`` every crop keeps its own random side
+    (48-160 px), like a real folder of photos of different sizes: give the reader a crop
+    (``Preprocess(resize=..., crop=...)``, ``--resize``/``--crop``).
+
+    Args:
+        root: folder to write into (created; files of the same names are replaced).
+        n_per_photo: crops per photo.
+        split: ``"train"`` (top 75 % of each photo) or ``"heldout"`` (bottom 25 %).
+        size: side to resize every crop to, or ``None`` to keep their own sizes.
+        seed: seeds the crops.
+        photos: names of ``skimage.data`` photos (see :data:`SKIMAGE_PHOTOS`).
+
+    Returns:
+        ``root`` as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> import tempfile
+        >>> root = write_photo_folder(tempfile.mkdtemp(), 2, size=24, photos=("rocket", "chelsea"))
+        >>> sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+        ['chelsea/train_0000.png', 'chelsea/train_0001.png', 'rocket/train_0000.png', 'rocket/train_0001.png']
+    """
+    from PIL import Image
+
+    if size is not None and int(size) < 1:
+        raise ValueError(f"size must be at least 1 (or None), got {size}")
+    root = Path(root).expanduser()
+    count: dict = {}
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos):
+        crop = _resized(crop, int(size)) if size is not None else crop[0]
+        crop = (crop.flip(-1) if flip else crop).clamp(0, 1)
+        pixels = crop.mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+        folder = root / photos[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        i = count[label] = count.get(label, -1) + 1
+        Image.fromarray(pixels).save(folder / f"{split}_{i:04d}.png")
+    return root
