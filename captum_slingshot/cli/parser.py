@@ -6,7 +6,8 @@ several AM strategies), ``audit`` (the defense checks on a layer) and ``study`` 
 transforms x settings x checks over models, from a YAML file, to CSV and plots).
 ``captum-slingshot COMMAND --help`` shows an example. User errors print one ``error: ...`` line
 and exit with status 1 (set ``CAPTUM_SLINGSHOT_DEBUG=1`` for the traceback); argument errors exit
-with status 2.
+with status 2. ``manipulate`` and ``audit`` also run under ``torchrun`` (the work shared across the
+processes, rank 0 writing the files); the other commands refuse it.
 
 Example:
     $ captum-slingshot demo --out out/demo
@@ -18,9 +19,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 from .commands import COMMANDS
 
@@ -49,10 +51,38 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     command = {c.NAME: c for c in COMMANDS}[args.command]
     try:
-        return command.run(args, argv)
+        with _process_group(args.command):
+            return command.run(args, argv)
     except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as err:
         if os.environ.get("CAPTUM_SLINGSHOT_DEBUG"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"captum-slingshot {args.command}: error: {message}", file=sys.stderr)
         return 1
+
+
+#: the commands that share their work across the processes of a ``torchrun``
+DISTRIBUTED_COMMANDS = ("manipulate", "audit")
+
+
+@contextlib.contextmanager
+def _process_group(command: str) -> Iterator[None]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group for the commands that use it
+    (and leave it afterwards); refuse the others, which would only repeat their work in every process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    if command not in DISTRIBUTED_COMMANDS:
+        raise RuntimeError(f"{command} does not run under torchrun (only {' and '.join(DISTRIBUTED_COMMANDS)} "
+                           "share their work across processes); run it as a single process")
+    import torch.distributed as dist
+
+    from ..distributed import init_from_env
+
+    joined = not dist.is_initialized()
+    init_from_env()
+    try:
+        yield
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()

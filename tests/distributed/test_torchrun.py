@@ -107,3 +107,53 @@ def test_a_ddp_layer_name_finds_the_bare_models_layer():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     x = torch.randn(2, 1, 4, 4)
     assert torch.equal(unit_activation(model, "module.1", 0, x), unit_activation(model, "1", 0, x))
+
+
+def _cli(args, out_env, processes):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    if processes == 1:
+        cmd = [sys.executable, "-m", "captum_slingshot.cli", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               "-m", "captum_slingshot.cli", *args]
+    proc = subprocess.run(cmd, cwd=out_env, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_the_command_line_manipulates_and_audits_under_torchrun(tmp_path):
+    import json
+
+    from captum_slingshot.models import MNISTCNN
+
+    torch.manual_seed(0)
+    torch.save(MNISTCNN().state_dict(), tmp_path / "w.pt")
+    _, data = scenario.model_and_data()
+    torch.save(data, tmp_path / "x.pt")
+    model = ["--model", "captum_slingshot.models:MNISTCNN", "--layer", "logits"]
+    manipulate = ["manipulate", *model, "--weights", "w.pt", "--unit", "3", "--data", "x.pt", "--steps", "3",
+                  "--batch-size", "8", "--manipulation-batch-size", "8", "--no-progress"]
+    audit = ["audit", *model, "--units", "0,1,2,3,4", "--checks", "activation_excess,strategy_divergence",
+             "--data", "x.pt", "--starts", "2", "--steps", "6", "--no-html", "--no-progress"]
+    outs = {}
+    for n in (1, 2):
+        printed = _cli(manipulate + ["--out", f"m{n}"], tmp_path, n)
+        assert printed.count("wrote") == 1  # rank 0 alone reports and writes
+        _cli(audit + ["--weights", f"m{n}/model.pt", "--out", f"a{n}"], tmp_path, n)
+        outs[n] = (torch.load(tmp_path / f"m{n}" / "model.pt", weights_only=True),
+                   json.loads((tmp_path / f"a{n}" / "report.json").read_text()))
+    assert json.loads((tmp_path / "m2" / "run.json").read_text())["processes"] == 2
+    assert _max_diff(outs[1][0], outs[2][0]) < 1e-5
+    rows1, rows2 = outs[1][1]["rows"], outs[2][1]["rows"]
+    assert [r["unit"] for r in rows1] == [r["unit"] for r in rows2] == [0, 1, 2, 3, 4]
+    for r1, r2 in zip(rows1, rows2):
+        for key in ("activation_excess", "strategy_divergence", "combined"):
+            assert r1[key] == pytest.approx(r2[key], abs=1e-4), key
+
+
+def test_commands_that_do_not_share_work_refuse_torchrun(monkeypatch, capsys):
+    from captum_slingshot.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["render", "--out", "nowhere"]) == 1
+    assert "does not run under torchrun" in capsys.readouterr().err

@@ -91,6 +91,7 @@ def run_audit(s: Dict[str, Any], warn: Callable[[str], None] = print) -> Dict[st
     from ...experiments.loading import (
         build_param, check_model_input, default_layer, load_data, load_model, resolve_preprocess,
     )
+    from ...distributed import current_shard
     from ...paths import write_text
     from .render import units_of
 
@@ -122,6 +123,9 @@ def run_audit(s: Dict[str, Any], warn: Callable[[str], None] = print) -> Dict[st
                          threshold=float(s.get("threshold", 3.5)), combine=s.get("combine") or "stouffer",
                          max_examples_per_batch=s.get("max_batch"), seed=int(s.get("seed", 0)),
                          progress=s.get("progress", True), **check_kwargs)
+    if not current_shard().is_main:  # under torchrun every process holds the merged report; rank 0 writes it
+        return {"report": report, "summary": report.summary(), "flagged": report.flagged, "files": None,
+                "model_source": loaded.source, "data": data_source}
     os.makedirs(out, exist_ok=True)
     files: Dict[str, Any] = {"json": report.to_json(os.path.join(out, "report.json")),
                              "csv": report.to_csv(os.path.join(out, "report.csv"))}
@@ -146,6 +150,8 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
         print(list_checks())
         return 0
     res = run_audit(vars(args), warn=lambda msg: print(msg, file=sys.stderr))
+    if res["files"] is None:  # not rank 0 of a torchrun
+        return 0
     print(res["summary"])
     print(f"\nflagged units: {res['flagged']}")
     files = res["files"]

@@ -105,6 +105,7 @@ def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = (), transform: str =
     from ...experiments.loading import resolve_target
     from ...experiments.manipulation import fit_manipulation, load_for_manipulation, uses_labels
     from ...experiments.records import history_summary, versions, write_json
+    from ...distributed import current_shard
     from ...paths import save_state_dict
 
     t0 = time.perf_counter()
@@ -115,6 +116,9 @@ def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = (), transform: str =
     if s.get("resume") is not None and not os.path.isfile(s["resume"]):
         raise SettingsError(f"checkpoint file {s['resume']!r} (--resume) does not exist")
     result, target = fit_manipulation(s, loaded, layer, data, param, resume=s.get("resume"), transform=transform)
+    shard = current_shard()
+    if not shard.is_main:  # under torchrun every process holds the same model; rank 0 writes it
+        return {"settings": result.settings, "history": history_summary(result.history), "files": None}
     os.makedirs(out, exist_ok=True)
     model_path = save_state_dict(result.model, os.path.join(out, "model.pt"))
     run = {
@@ -129,6 +133,7 @@ def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = (), transform: str =
         "param": {"name": param.name, "shape": list(param.shape), "mean": list(param.mean), "std": list(param.std)},
         "history": history_summary(result.history),
         "seconds": round(time.perf_counter() - t0, 1),
+        "processes": shard.world_size,
         "versions": versions(),
         "files": {"model": model_path, "run": os.path.join(out, "run.json")},
     }
@@ -148,6 +153,8 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     from_file = read_config(args.config, options, transform_aliases(name)) if args.config else {}
     settings = merge_settings(options, from_file, given)
     record = run_manipulate(settings, argv, transform=name)
+    if record["files"] is None:  # not rank 0 of a torchrun
+        return 0
     h = record["history"]
     last = h.get("loss", {})
     s = record["settings"]
