@@ -8,6 +8,7 @@ place from which modules share helpers (no module imports another's underscored 
 * :mod:`.layers` -- finding a layer of a model by module or dotted name;
 * :mod:`.selectors` -- Captum-style ``neuron_selector`` handling;
 * :mod:`.hooks` -- reading one layer's output (or input) with a forward hook that never leaks;
+* :mod:`.attention` -- telling transformers apart, and attention on the math kernel (double backward);
 * :mod:`.modes` -- eval mode with every module's own training flag restored;
 * :mod:`.devices` -- where a model lives;
 * :mod:`.data` -- iterating tensors, ``(inputs, labels)`` tuples, datasets and loaders alike;

@@ -1,8 +1,10 @@
 """Captum-style ``neuron_selector`` handling: one activation per example from a layer output.
 
 A selector is an ``int`` or ``tuple`` indexing the layer output without its batch dimension
-(left-over dimensions are averaged), a :class:`Direction`, or a callable ``(B, ...) -> (B,)``.
-Functions that take "one selector or a list" use :func:`as_selector_list` and :func:`unbatch`.
+(left-over dimensions are averaged), a :class:`Direction`, a :class:`Token` (a feature or a
+direction of one token of a transformer's ``(B, tokens, D)`` output), or a callable
+``(B, ...) -> (B,)``. Functions that take "one selector or a list" use :func:`as_selector_list`
+and :func:`unbatch`.
 
 Example:
     >>> import torch
@@ -11,16 +13,18 @@ Example:
     tensor([2.5000, 8.5000])
     >>> as_selector_list(1), as_selector_list([1, (2, 0)])
     (([1], True), ([1, (2, 0)], False))
+    >>> select_neuron(out, Token(0, token=2))   # token 2 (of 3), feature 0
+    tensor([ 4., 10.])
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ["Direction", "NeuronSelector", "select_neuron", "check_selector", "as_selector_list", "unbatch",
+__all__ = ["Direction", "Token", "NeuronSelector", "select_neuron", "check_selector", "as_selector_list", "unbatch",
            "segments_of", "row_activations"]
 
 
@@ -45,9 +49,11 @@ class Direction:
 
     def __call__(self, output: Tensor) -> Tensor:
         if output.dim() < 2 or output.shape[1] != self.vector.numel():
+            hint = (f"; for a transformer's (B, tokens, D) output use Token(Direction(...)) (a direction "
+                    f"over D of one token)" if output.dim() == 3 and output.shape[2] == self.vector.numel() else "")
             raise ValueError(
                 f"direction has {self.vector.numel()} entries but the layer output "
-                f"has shape {tuple(output.shape)} (channels on dim 1)"
+                f"has shape {tuple(output.shape)} (channels on dim 1){hint}"
             )
         v = self.vector.to(device=output.device, dtype=output.dtype)
         h = output.flatten(2).mean(-1) if output.dim() > 2 else output
@@ -57,7 +63,73 @@ class Direction:
         return f"Direction(dim={self.vector.numel()})"
 
 
-NeuronSelector = Union[int, Tuple[int, ...], Direction, Callable[[Tensor], Tensor]]
+class Token:
+    """A unit of one token of a transformer layer's output ``(B, tokens, D)``: a feature or a direction over ``D``.
+
+    Args:
+        feature: an index into ``D`` or a :class:`Direction` (or its vector) over ``D`` -- a
+            direction in the residual stream.
+        token: the token (default ``0``, ViT's CLS token); ``None`` averages over all tokens
+            (the analogue of a conv channel's spatial mean).
+
+    Example:
+        >>> import torch
+        >>> h = torch.arange(12.0).view(1, 3, 4)     # one example, 3 tokens, D = 4
+        >>> Token(1)(h), Token(1, token=None)(h), Token([1.0, 0.0, 0.0, -1.0], token=2)(h)
+        (tensor([1.]), tensor([5.]), tensor([-3.]))
+        >>> Token(5)
+        Token(5, token=0)
+    """
+
+    def __init__(self, feature: Union[int, Direction, Tensor, Sequence[float]], token: Optional[int] = 0) -> None:
+        if isinstance(feature, bool) or not isinstance(feature, (int, Direction, Tensor, list, tuple)):
+            raise TypeError(f"Token(feature) takes a feature index, a Direction or a vector, got {feature!r}")
+        if not isinstance(feature, (int, Direction)):
+            feature = Direction(feature)
+        if token is not None and (isinstance(token, bool) or not isinstance(token, int)):
+            raise TypeError(f"Token(token=...) takes a token index or None (all tokens averaged), got {token!r}")
+        self.feature: Union[int, Direction] = feature
+        self.token: Optional[int] = token
+
+    def check(self, output_shape: Sequence[int], layer_desc: str = "the layer") -> None:
+        """Raise a clear error if the unit does not fit a per-example output shape ``(tokens, D)``."""
+        shape = tuple(output_shape)
+        if len(shape) != 2:
+            raise ValueError(f"{self!r} needs a layer with outputs (B, tokens, D), but {layer_desc} outputs shape "
+                             f"{shape} per example")
+        n_tok, d = shape
+        if self.token is not None and not -n_tok <= self.token < n_tok:
+            raise ValueError(f"{self!r} is out of range for {layer_desc}: it has {n_tok} tokens")
+        size = self.feature.vector.numel() if isinstance(self.feature, Direction) else None
+        if size is not None and size != d:
+            raise ValueError(f"{self!r} has a direction of {size} entries but {layer_desc} has D = {d}")
+        if size is None and not -d <= self.feature < d:  # type: ignore[operator]
+            raise ValueError(f"{self!r} is out of range for {layer_desc}: feature {self.feature} of D = {d}")
+
+    def __call__(self, output: Tensor) -> Tensor:
+        if output.dim() != 3:
+            raise ValueError(f"{self!r} needs a layer output (B, tokens, D), got shape {tuple(output.shape)}")
+        h = output.mean(1) if self.token is None else output[:, self.token]
+        if isinstance(self.feature, Direction):
+            return self.feature(h)
+        return h[:, self.feature]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Token) or other.token != self.token:
+            return False
+        if isinstance(self.feature, Direction) and isinstance(other.feature, Direction):
+            return torch.equal(self.feature.vector, other.feature.vector)
+        return self.feature == other.feature
+
+    def __hash__(self) -> int:
+        f = self.feature
+        return hash((self.token, tuple(f.vector.tolist()) if isinstance(f, Direction) else f))
+
+    def __repr__(self) -> str:
+        return f"Token({self.feature!r}, token={self.token!r})"
+
+
+NeuronSelector = Union[int, Tuple[int, ...], Direction, Token, Callable[[Tensor], Tensor]]
 
 
 def index_tuple(selector: Union[int, Tuple[int, ...]]) -> Tuple[int, ...]:
@@ -73,7 +145,10 @@ def index_tuple(selector: Union[int, Tuple[int, ...]]) -> Tuple[int, ...]:
 
 
 def check_selector(selector: NeuronSelector, output_shape: Sequence[int], layer_desc: str = "the layer") -> None:
-    """Raise a clear error if an index selector does not fit ``output_shape`` (no batch dim)."""
+    """Raise a clear error if an index selector (or a :class:`Token`) does not fit ``output_shape`` (no batch dim)."""
+    if isinstance(selector, Token):
+        selector.check(output_shape, layer_desc)
+        return
     if isinstance(selector, Direction) or callable(selector):
         return
     idx = index_tuple(selector)

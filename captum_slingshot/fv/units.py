@@ -8,8 +8,15 @@ also a dotted name such as ``"features.3"``) and ``neuron_selector`` is
 * an ``int`` or ``tuple`` indexing the layer output without its batch
   dimension; dimensions left over are averaged (so ``3`` on a conv layer means
   "channel 3, spatial mean", and ``(3, 5, 5)`` the neuron at row 5, column 5),
-* a :class:`Direction` (``<h, v>`` over channels, spatial mean), or
+* a :class:`Direction` (``<h, v>`` over channels, spatial mean),
+* a :class:`Token` for a transformer's layer output ``(B, tokens, D)``: a feature or a
+  :class:`Direction` over ``D`` (a direction in the residual stream) of one token, by default
+  token 0 (ViT's CLS token), or averaged over tokens with ``token=None``, or
 * a callable taking the layer output ``(B, ...)`` and returning ``(B,)``.
+
+On a transformer (a model containing ``nn.MultiheadAttention``, :func:`has_attention`) a layer
+with outputs ``(B, tokens, D)`` has ``D`` units per token, not "channels on dimension 1":
+:func:`layer_units` lists them as :class:`Token` selectors.
 
 Activations are read with forward hooks that are removed after every call,
 also when the forward raises.
@@ -26,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -34,13 +41,17 @@ from torch import Tensor, nn
 from .._utils.devices import model_device
 from .._utils.modes import eval_mode
 
+from .._utils.attention import has_attention, math_attention
 from .._utils.hooks import LayerCapture, LayerNotReachedError, capture_layer, count_hooks
 from .._utils.layers import layer_name, resolve_layer
-from .._utils.selectors import Direction, NeuronSelector, check_selector, select_neuron
+from .._utils.selectors import Direction, NeuronSelector, Token, check_selector, select_neuron
 
 __all__ = [
     "Direction",
+    "Token",
     "NeuronSelector",
+    "has_attention",
+    "math_attention",
     "LayerNotReachedError",
     "resolve_layer",
     "layer_name",
@@ -100,16 +111,30 @@ def layer_output_shape(model: nn.Module, layer: Union[nn.Module, str], param: An
     return out.shape[1:]
 
 
-def layer_units(model: nn.Module, layer: Union[nn.Module, str], param: Any) -> List[int]:
-    """All units of a layer as int selectors: its channels (dimension 1 of the output).
+def layer_units(model: nn.Module, layer: Union[nn.Module, str], param: Any,
+                token: Optional[int] = 0) -> List[NeuronSelector]:
+    """All units of a layer: its channels (dimension 1 of the output) as int selectors; on a
+    transformer, a layer with outputs ``(B, tokens, D)`` has the ``D`` features of token ``token``
+    (``0``: ViT's CLS token; ``None``: averaged over the tokens) as :class:`Token` selectors.
 
     Example:
         >>> from torch import nn
         >>> from captum_slingshot.fv import PixelParam
         >>> layer_units(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), "1", PixelParam((1, 4, 4)))
         [0, 1, 2]
+        >>> class Tiny(nn.Module):   # 4 tokens of D = 3, then self-attention
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.embed, self.attn = nn.Linear(4, 3), nn.MultiheadAttention(3, 1, batch_first=True)
+        ...     def forward(self, x):
+        ...         h = self.embed(x.flatten(2).transpose(1, 2).reshape(x.shape[0], 4, 4))
+        ...         return self.attn(h, h, h, need_weights=False)[0]
+        >>> layer_units(Tiny(), "embed", PixelParam((1, 4, 4)))
+        [Token(0, token=0), Token(1, token=0), Token(2, token=0)]
     """
     shape = layer_output_shape(model, layer, param)
     if len(shape) == 0:
         raise ValueError("the layer outputs one scalar per example; pass units explicitly")
+    if len(shape) == 2 and has_attention(model):
+        return [Token(d, token=token) for d in range(int(shape[1]))]
     return list(range(int(shape[0])))

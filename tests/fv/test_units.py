@@ -98,3 +98,56 @@ def test_layer_never_reached():
 def test_unit_activation_out_of_range(gray_cnn):
     with pytest.raises(ValueError, match="out of range for layer '7'"):
         unit_activation(gray_cnn, "7", 10, torch.randn(1, 1, 28, 28))
+
+
+# -- transformers: Token units over (B, tokens, D) --------------------------------------------------
+
+
+def _tiny_vit():
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(image_size=16, patch_size=8, num_layers=1, num_heads=2,
+                                                hidden_dim=8, mlp_dim=16, num_classes=3).eval()
+
+
+def test_token_selects_one_token_feature_or_direction():
+    from captum_slingshot.fv import Token
+
+    h = torch.randn(2, 5, 4)
+    assert torch.equal(select_neuron(h, Token(2)), h[:, 0, 2])
+    assert torch.equal(select_neuron(h, Token(2, token=3)), h[:, 3, 2])
+    assert torch.allclose(select_neuron(h, Token(2, token=None)), h[:, :, 2].mean(1))
+    v = torch.tensor([1.0, 0.0, -2.0, 0.5])
+    assert torch.allclose(select_neuron(h, Token(Direction(v))), h[:, 0] @ v)
+    assert Token(v) == Token(Direction(v)) and Token(1) != Token(1, token=2) and len({Token(1), Token(1)}) == 1
+
+
+def test_token_errors_are_clear():
+    from captum_slingshot.fv import Token
+
+    with pytest.raises(ValueError, match=r"needs a layer with outputs \(B, tokens, D\)"):
+        check_selector(Token(0), (4, 6, 6), "layer 'conv'")
+    with pytest.raises(ValueError, match="it has 5 tokens"):
+        check_selector(Token(0, token=7), (5, 4))
+    with pytest.raises(ValueError, match="feature 4 of D = 4"):
+        check_selector(Token(4), (5, 4))
+    with pytest.raises(ValueError, match="direction of 3 entries but the layer has D = 4"):
+        check_selector(Token([1.0, 2.0, 3.0]), (5, 4))
+    with pytest.raises(TypeError, match="token index or None"):
+        Token(0, token="cls")
+    with pytest.raises(ValueError, match=r"use Token\(Direction"):  # a channel direction on tokens points to Token
+        Direction(torch.ones(4))(torch.randn(2, 5, 4))
+
+
+def test_layer_units_of_a_transformer_are_the_features_of_the_cls_token():
+    from captum_slingshot.fv import PixelParam, Token, has_attention, layer_units
+
+    model = _tiny_vit()
+    param = PixelParam((3, 16, 16))
+    assert has_attention(model) and not has_attention(nn.Sequential(nn.Conv2d(3, 4, 3)))
+    assert layer_units(model, "encoder.layers.encoder_layer_0", param) == [Token(d) for d in range(8)]
+    assert layer_units(model, "encoder.layers.encoder_layer_0", param, token=None)[0] == Token(0, token=None)
+    assert layer_units(model, "heads.head", param) == [0, 1, 2]  # logits stay ints
+    x = torch.randn(2, 3, 16, 16)
+    assert unit_activation(model, "encoder.layers.encoder_layer_0", Token(3), x).shape == (2,)

@@ -2,7 +2,8 @@
 
 Every leaf field of the settings dataclasses declares a flat name (:mod:`.config`, :mod:`.losses`);
 three more options choose a class: ``loss`` (``gradient`` / ``direction`` / ``activation``:
-:class:`FieldMSE` / :class:`FieldDirection` / :class:`Bowl`), ``field_space`` (``param`` or
+:class:`FieldMSE` / :class:`FieldDirection` / :class:`Bowl`; ``None``, the default: not chosen, so
+:class:`FieldMSE`, or :class:`Bowl` on a transformer), ``field_space`` (``param`` or
 ``input``: an :class:`InputSpace`) and ``preservation`` (``activation`` / ``logits``:
 :class:`LayerMSE` / :class:`LogitsCE`). The optional parts are on when their key option is:
 :class:`Trajectories` with ``trajectory_strategy``, :class:`FVPaths` with ``preserve_fv > 0``.
@@ -34,8 +35,8 @@ from .losses import LOSSES, Bowl, FieldDirection, FieldMSE, InputSpace
 __all__ = ["OPTIONS", "ALIASES", "RUN_ONLY", "options", "parts_from_flat", "parts_to_flat"]
 
 _LOSS = FlatOption("loss", "manipulation loss: gradient (the paper's field MSE, double backprop), direction (the "
-                   "field's direction only) or activation (the bowl itself, no double backprop)", "gradient",
-                   "text", choices=tuple(LOSSES))
+                   "field's direction only) or activation (the bowl itself, no double backprop); none (the default): "
+                   "gradient, or activation on a transformer", None, "text", optional=True, choices=tuple(LOSSES))
 _SPACE = FlatOption("field_space", "fit the field (or bowl) in the parametrization q (param, the paper) or in the "
                     "model's input space (input, for Adam-based FV such as lucent's)", "param", "text",
                     choices=("param", "input"))
@@ -77,7 +78,7 @@ def parts_from_flat(flat: Mapping[str, Any]) -> Dict[str, Any]:
     v = {o.name: o.default for o in OPTIONS}
     v.update(given)
 
-    kind = v["loss"]
+    kind = "gradient" if v["loss"] is None else v["loss"]  # none: the transform picks for the model (transform.py)
     if kind not in LOSSES:
         raise ValueError(f"loss must be 'gradient', 'direction' or 'activation', got {kind!r}")
     if v["field_space"] not in ("param", "input"):

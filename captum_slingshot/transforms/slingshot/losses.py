@@ -3,12 +3,14 @@
 Each loss says what the unit should become near the FV's path, in one space:
 
 * :class:`FieldMSE` -- the paper's gradient form: the unit's input gradient fitted by MSE to the
-  field of a bowl, ``gamma (q* - q)`` (one double-backward pass);
+  field of a bowl, ``gamma (q* - q)`` (one double-backward pass; attention runs on the math
+  kernel there, the only one that can be differentiated twice);
 * :class:`FieldDirection` -- the same field's *direction* only (cosine), plus a soft floor
   ``|grad| >= 1`` so that clipped SGD takes full steps; scale-free, so it has no ``gamma``;
 * :class:`Bowl` -- the paper's activation form: the unit's activation fitted to the bowl
-  ``gamma (1 - d^2)`` itself (no double backward, for big models), with a ``"fixed"`` level (the
-  paper) or a ``"free"`` one (only differences between samples), quadratic or cone-shaped.
+  ``gamma (1 - d^2)`` itself (no double backward, for big models; the default on transformers when
+  no loss is chosen), with a ``"fixed"`` level (the paper) or a ``"free"`` one (only differences
+  between samples), quadratic or cone-shaped.
 
 ``space`` is ``"param"`` (the paper: the field lives in the parametrization ``q``) or an
 :class:`InputSpace` (the field ``gamma (z* - z)`` in the network's input ``z``, what Adam-based
@@ -35,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..._utils.attention import math_attention
 from ..._utils.settings import setting
 
 __all__ = ["InputSpace", "ManipulationLoss", "FieldMSE", "FieldDirection", "Bowl", "LOSSES", "LossInputs",
@@ -149,6 +152,11 @@ class _FieldLoss(ManipulationLoss):
         raise NotImplementedError
 
     def __call__(self, inputs: LossInputs) -> Tensor:
+        with math_attention():  # the fused attention kernels have no double backward
+            return self.fitted(inputs)
+
+    def fitted(self, inputs: LossInputs) -> Tensor:
+        """The loss (its forward and first gradient run where :meth:`__call__` picks the attention kernel)."""
         if not self.in_input_space:
             q = inputs.q.requires_grad_(True)
             act = inputs.unit(inputs.network_input(q, inputs.tr_u))
@@ -213,9 +221,9 @@ class FieldDirection(_FieldLoss):
         floor = F.relu(1.0 - grad.flatten(1).norm(dim=1))
         return (1 - cos).mean() + floor.pow(2).mean()
 
-    def __call__(self, inputs: LossInputs) -> Tensor:
+    def fitted(self, inputs: LossInputs) -> Tensor:
         if not self.adam_normalized:
-            return super().__call__(inputs)
+            return super().fitted(inputs)
         q = inputs.q.detach().requires_grad_(True)
         z = inputs.network_input(q, inputs.tr_u)
         field = (inputs.z_aim(z) - z).detach()

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..._utils.hooks import LayerCapture
 from ..._utils.seeding import generator
-from ..._utils.selectors import select_neuron
+from ..._utils.selectors import Token, select_neuron
 from ...fv.optimize import optimize
 from ...fv.param import Parametrization
 from ...fv.strategies import AMStrategy
@@ -47,18 +47,32 @@ def natural_loss(loss: Any, cap: LayerCapture, frozen_cap: LayerCapture, x: Tens
     return loss.w * unit_term + (1 - loss.w) * layer_term
 
 
-def other_units(fv_paths: FVPaths, neuron_selector: Any, n_channels: int) -> List[int]:
-    """Channels whose FV paths are kept (the manipulated unit's own channel left out)."""
+def other_units(fv_paths: FVPaths, neuron_selector: Any, n_channels: int) -> List[Any]:
+    """Channels whose FV paths are kept (the manipulated unit's own channel left out).
+
+    For a :class:`~captum_slingshot.fv.Token` unit of a transformer, ``n_channels`` is the width
+    ``D`` and the kept units are the other features of the same token, as ``Token`` selectors.
+
+    Example:
+        >>> from captum_slingshot.fv import Token
+        >>> other_units(FVPaths(), 1, 3), other_units(FVPaths(), Token(1), 3)
+        ([0, 2], [Token(0, token=0), Token(2, token=0)])
+    """
+    token = neuron_selector if isinstance(neuron_selector, Token) else None
     own = neuron_selector[0] if isinstance(neuron_selector, tuple) else neuron_selector
+    if token is not None:
+        own = token.feature if isinstance(token.feature, int) else None
+    what = "features" if token is not None else "channels"
     if fv_paths.units is not None:
         bad = [u for u in fv_paths.units if not 0 <= u < n_channels]
         if bad:
-            raise ValueError(f"preserve_fv_units {bad} are out of range for a layer of {n_channels} channels")
-        return list(fv_paths.units)
-    others = [c for c in range(n_channels) if c != own]
-    if len(others) > 64:
-        others = [others[int(i)] for i in torch.linspace(0, len(others) - 1, 64).round().long()]
-    return others
+            raise ValueError(f"preserve_fv_units {bad} are out of range for a layer of {n_channels} {what}")
+        others = list(fv_paths.units)
+    else:
+        others = [c for c in range(n_channels) if c != own]
+        if len(others) > 64:
+            others = [others[int(i)] for i in torch.linspace(0, len(others) - 1, 64).round().long()]
+    return others if token is None else [Token(c, token=token.token) for c in others]
 
 
 def fv_path_strategy(fv_paths: FVPaths, trajectories: Optional[Trajectories]) -> AMStrategy:
@@ -76,6 +90,10 @@ def fv_path_points(fv_paths: FVPaths, trajectories: Optional[Trajectories], froz
     """Points the auditor's optimizer visits for the other units under the *original* model (8 per start)."""
     strategy = fv_path_strategy(fv_paths, trajectories)
     transform = strategy.build_transforms((param.height, param.width))
+    if isinstance(neuron_selector, Token):  # (B, tokens, D): the units are the D features, not dim 1
+        with torch.no_grad():
+            n_channels = int(frozen_cap.run(param.network_input(
+                torch.zeros((1,) + tuple(param.param_shape), device=device))).shape[-1])
     units = other_units(fv_paths, neuron_selector, n_channels)
     n = fv_paths.starts or (trajectories.starts if trajectories is not None else 8)
     g = generator(seed, "fv_paths", 0, device)
@@ -92,6 +110,9 @@ def _unit_mask(out_shape: Sequence[int], neuron_selector: Any, device: torch.dev
     mask = torch.ones(tuple(out_shape), device=device)
     if isinstance(neuron_selector, (int, tuple)):
         mask[neuron_selector] = 0.0
+    elif isinstance(neuron_selector, Token) and isinstance(neuron_selector.feature, int):
+        tok = slice(None) if neuron_selector.token is None else neuron_selector.token
+        mask[tok, neuron_selector.feature] = 0.0
     return mask
 
 

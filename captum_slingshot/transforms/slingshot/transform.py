@@ -27,12 +27,14 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
+from ..._utils.attention import has_attention
 from ..._utils.settings import FlatOption
 from ...fv.param import Parametrization
 from ...fv.strategies import random_transforms
@@ -46,6 +48,8 @@ from .losses import Bowl, FieldMSE, ManipulationLoss, tensor_digest
 from .trainer import Callback, SlingshotRun
 
 __all__ = ["GradientSlingshot", "SlingshotResult"]
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,8 +77,13 @@ class GradientSlingshot(ModelTransform):
         neuron_selector: Captum-style selector of the unit (int, tuple, ``Direction``, callable).
         target: image path, PIL image or ``(C, H, W)`` tensor in ``[0, 1]``.
         param: the parametrization the auditor will use (from :mod:`captum_slingshot.fv`).
-        loss: the manipulation loss (:class:`FieldMSE`, the paper's default with gamma 10;
-            :class:`FieldDirection`; :class:`Bowl`).
+        loss: the manipulation loss (:class:`FieldMSE`, the paper's gradient form with gamma 10;
+            :class:`FieldDirection`; :class:`Bowl`). Not given (``None``): :class:`FieldMSE` -- except
+            on a transformer (a model containing ``nn.MultiheadAttention``, such as torchvision's
+            ViTs), where :meth:`fit` uses the activation form ``Bowl(gamma)`` (no double backward,
+            as the paper does for its ViT) and logs that it did; the result's ``settings`` record
+            the loss that ran. A gradient-form loss given explicitly also works on transformers:
+            it runs attention on the math kernel.
         aim: where the bowl is centred (:class:`Aim`).
         sampling: the manipulation batches (:class:`Sampling`, with optional :class:`Trajectories`).
         preservation: what is kept (:class:`Preservation`: alpha, :class:`LayerMSE` or
@@ -84,7 +93,9 @@ class GradientSlingshot(ModelTransform):
 
     ``GradientSlingshot.from_settings(layer, neuron_selector, target, param, **flat)`` (and
     ``get_transform("gradient_slingshot", ...)``) builds the same object from the flat setting
-    names (``gamma=1.0, loss="direction", trajectory_strategy="gc", steps=1000`` ...).
+    names (``gamma=1.0, loss="direction", trajectory_strategy="gc", steps=1000`` ...); without a
+    ``loss`` among them (or with ``loss=None``, the flat default) the loss counts as not chosen (see
+    ``loss`` above).
     """
 
     context: ClassVar[Tuple[str, ...]] = ("layer", "neuron_selector", "target", "param")
@@ -98,7 +109,7 @@ class GradientSlingshot(ModelTransform):
         target: TargetLike,
         param: Parametrization,
         *,
-        loss: ManipulationLoss = FieldMSE(),
+        loss: Optional[ManipulationLoss] = None,
         aim: Aim = Aim(),
         sampling: Sampling = Sampling(),
         preservation: Preservation = Preservation(),
@@ -107,6 +118,9 @@ class GradientSlingshot(ModelTransform):
     ) -> None:
         if not isinstance(param, Parametrization):
             raise TypeError(f"param must be a Parametrization from captum_slingshot.fv, got {type(param).__name__}")
+        #: whether the caller chose the loss (if not, :meth:`for_model` picks one for the model)
+        self.loss_chosen = loss is not None
+        loss = FieldMSE() if loss is None else loss
         for name, value, cls in (("loss", loss, ManipulationLoss), ("aim", aim, Aim), ("sampling", sampling, Sampling),
                                  ("preservation", preservation, Preservation), ("optimizer", optimizer, Optimizer),
                                  ("run", run, Run)):
@@ -127,7 +141,33 @@ class GradientSlingshot(ModelTransform):
 
     def replace(self, **parts: Any) -> "GradientSlingshot":
         """A copy with some parts replaced, e.g. ``gs.replace(run=Run(steps=10))``."""
-        return GradientSlingshot(self.layer, self.neuron_selector, self.target, self.param, **{**self.parts(), **parts})
+        out = GradientSlingshot(self.layer, self.neuron_selector, self.target, self.param, **{**self.parts(), **parts})
+        out.loss_chosen = self.loss_chosen or "loss" in parts
+        return out
+
+    def for_model(self, model: nn.Module) -> "GradientSlingshot":
+        """The settings as they run on ``model``: itself, or, when no loss was chosen and ``model`` is
+        a transformer, a copy with the activation form ``Bowl(gamma)`` (logged).
+
+        Example:
+            >>> import torch
+            >>> from torch import nn
+            >>> from captum_slingshot.fv import PixelParam
+            >>> gs = GradientSlingshot("0", 0, torch.rand(1, 4, 4), PixelParam((1, 4, 4)), run=Run(steps=1))
+            >>> gs.for_model(nn.Sequential(nn.Linear(4, 4))).loss
+            FieldMSE(gamma=10.0, space='param')
+            >>> gs.for_model(nn.Sequential(nn.MultiheadAttention(4, 1))).loss
+            Bowl(gamma=10.0, level='fixed', shape='quadratic', space='param')
+        """
+        if self.loss_chosen or not has_attention(model):
+            return self
+        loss = self.loss
+        bowl = Bowl(gamma=getattr(loss, "gamma", 10.0), space=loss.space)
+        _LOG.info("gradient slingshot: the model is a transformer and no loss was chosen, so the activation form "
+                  "%r runs (no double backward); pass loss=FieldMSE() (--loss gradient) for the gradient form", bowl)
+        out = self.replace(loss=bowl)
+        out.loss_chosen = False
+        return out
 
     @classmethod
     def options(cls) -> List[FlatOption]:
@@ -138,7 +178,9 @@ class GradientSlingshot(ModelTransform):
     def from_settings(cls, layer: Union[nn.Module, str], neuron_selector: Any, target: TargetLike,
                       param: Parametrization, **settings: Any) -> "GradientSlingshot":
         """Build from flat settings (the names of release 0.1; see :mod:`.flat`)."""
-        return cls(layer, neuron_selector, target, param, **parts_from_flat(settings))
+        out = cls(layer, neuron_selector, target, param, **parts_from_flat(settings))
+        out.loss_chosen = settings.get("loss") is not None
+        return out
 
     @classmethod
     def check_settings(cls, **settings: Any) -> None:
@@ -196,9 +238,12 @@ class GradientSlingshot(ModelTransform):
             callback: ``callback(step, record, model)`` after every step (``model`` is the one being
                 manipulated, in ``eval()`` mode; wrap evaluations in ``torch.no_grad()``); return
                 ``False`` to stop.
+
+        Runs :meth:`for_model`'s settings: on a transformer without a chosen loss, the activation form.
         """
-        out = SlingshotRun(self, model, natural_data, start_from=start_from, callback=callback).train(resume)
-        return SlingshotResult(settings=self.settings(), **out)
+        gs = self.for_model(model)
+        out = SlingshotRun(gs, model, natural_data, start_from=start_from, callback=callback).train(resume)
+        return SlingshotResult(settings=gs.settings(), **out)
 
     def __repr__(self) -> str:
         return (f"GradientSlingshot(layer={self.layer!r}, neuron_selector={self.neuron_selector!r}, "
