@@ -50,7 +50,7 @@ from .errors import SettingsError
 __all__ = [
     "LoadedModel", "MNIST_CNN", "load_model", "read_state_dict", "load_weights_into", "import_object",
     "check_file", "torch_load", "load_tensor", "load_data", "build_param", "resolve_target", "default_layer",
-    "split_names", "resolve_preprocess", "check_model_input", "PRETRAINED",
+    "split_names", "resolve_preprocess", "check_model_input", "PRETRAINED", "model_units",
 ]
 
 #: ``--weights default`` (any case): torchvision's pretrained weights of a ``--torchvision`` model
@@ -606,6 +606,31 @@ def resolve_target(spec: str) -> str:
         raise SettingsError(f"target {spec!r} is neither a packaged target ({', '.join(sorted(PACKAGED_TARGETS))}) "
                        "nor an existing image file")
     return path
+
+
+def model_units(model: nn.Module, layer: str, param: Any, selectors: Sequence[Any]) -> List[Any]:
+    """Command-line units for this model: on a transformer layer (outputs ``(B, tokens, D)`` in a model
+    with attention) an index ``i`` means feature ``i`` of the CLS token, ``Token(i)``; anything else
+    (and every unit of other layers) is kept as given.
+
+    Example:
+        >>> from torch import nn
+        >>> from captum_slingshot.fv import PixelParam
+        >>> model_units(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), "1", PixelParam((1, 4, 4)), [0, 2])
+        [0, 2]
+    """
+    from ..fv import Token, has_attention, layer_output_shape
+
+    selectors = list(selectors)
+    if not has_attention(model) or not any(isinstance(s, int) for s in selectors):
+        return selectors
+    try:
+        shape = layer_output_shape(model, layer, param)
+    except ValueError as err:
+        raise SettingsError(str(err)) from None
+    if len(shape) != 2:
+        return selectors
+    return [Token(s) if isinstance(s, int) and not isinstance(s, bool) else s for s in selectors]
 
 
 def split_names(text: Any) -> List[str]:

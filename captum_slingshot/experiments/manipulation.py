@@ -89,6 +89,10 @@ def build_transform(name: str, s: Mapping[str, Any], layer: str, param: Any) -> 
 def fit_manipulation(s: Mapping[str, Any], loaded: LoadedModel, layer: str, data: Any, param: Any,
                      resume: Optional[str] = None, transform: str = "gradient_slingshot") -> Tuple[Any, Optional[str]]:
     """Fit the transform of the merged settings ``s``; returns ``(result, target path or None)``."""
+    if "unit" in s:
+        from .loading import model_units
+
+        s = dict(s, unit=model_units(loaded.model, layer, param, [s["unit"]])[0])
     t, target = build_transform(transform, s, layer, param)
     try:
         return t.fit(loaded.model, data, resume=resume), target

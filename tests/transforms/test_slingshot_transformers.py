@@ -85,3 +85,28 @@ def test_fv_path_loss_leaves_out_the_manipulated_token_feature():
         kept = fv_path_loss(points, cap, cap0, PARAM, Token(2), 4, 0, 0, torch.device("cpu"))
         seen = fv_path_loss(points, cap, cap0, PARAM, Token(1), 4, 0, 0, torch.device("cpu"))
     assert float(kept.detach()) == 0.0 and float(seen.detach()) > 0.0
+
+
+def tiny_vit():
+    """A factory for the command line (``--model tests.transforms.test_slingshot_transformers:tiny_vit``)."""
+    return _vit()
+
+
+def test_the_command_line_takes_a_transformer_unit_as_a_cls_feature(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from captum_slingshot.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    torch.save(DATA, tmp_path / "x.pt")
+    model = ["--model", "tests.transforms.test_slingshot_transformers:tiny_vit", "--layer", LAYER]
+    assert main(["manipulate", *model, "--unit", "3", "--data", str(tmp_path / "x.pt"), "--steps", "2",
+                 "--batch-size", "4", "--manipulation-batch-size", "4", "--no-progress",
+                 "--out", str(tmp_path / "m")]) == 0
+    run = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert run["settings"]["neuron_selector"] == repr(Token(3)) and run["settings"]["loss"] == "activation"
+    assert main(["render", *model, "--units", "0,5", "--strategies", "gc", "--steps", "3", "--starts", "1",
+                 "--shape", "3,16,16", "--no-progress", "--out", str(tmp_path / "fv")]) == 0
+    fv = json.loads((tmp_path / "fv" / "fv.json").read_text())
+    assert [str(u) for u in fv["units"]] == [repr(Token(0)), repr(Token(5))]

@@ -50,9 +50,10 @@ def add_parser(sub: argparse._SubParsersAction, argv: List[str]) -> argparse.Arg
 
 
 def units_of(model: Any, layer: str, param: Any, units: Any) -> List[Any]:
-    """``--units`` as a list of ints, or every unit of the layer."""
+    """``--units`` as a list of ints (on a transformer layer: the CLS token's features), or every unit of the layer."""
     from ..._utils.settings import FlatOption
     from ...experiments.errors import SettingsError
+    from ...experiments.loading import model_units
     from ...fv import layer_units
 
     if units:
@@ -62,7 +63,7 @@ def units_of(model: Any, layer: str, param: Any, units: Any) -> List[Any]:
             raise SettingsError(f"--units: {err}") from None
         if not values:
             raise SettingsError("--units is empty")
-        return values
+        return model_units(model, layer, param, values)
     return layer_units(model, layer, param)
 
 

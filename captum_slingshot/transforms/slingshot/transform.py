@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..._utils.attention import has_attention
+from ..._utils.distributed import current_shard
 from ..._utils.settings import FlatOption
 from ...fv.param import Parametrization
 from ...fv.strategies import random_transforms
@@ -163,8 +164,10 @@ class GradientSlingshot(ModelTransform):
             return self
         loss = self.loss
         bowl = Bowl(gamma=getattr(loss, "gamma", 10.0), space=loss.space)
-        _LOG.info("gradient slingshot: the model is a transformer and no loss was chosen, so the activation form "
-                  "%r runs (no double backward); pass loss=FieldMSE() (--loss gradient) for the gradient form", bowl)
+        if current_shard().is_main:  # once, not once per process under torchrun
+            _LOG.info("gradient slingshot: the model is a transformer and no loss was chosen, so the activation form "
+                      "%r runs (no double backward); pass loss=FieldMSE() (--loss gradient) for the gradient form",
+                      bowl)
         out = self.replace(loss=bowl)
         out.loss_chosen = False
         return out
