@@ -9,7 +9,9 @@ max_examples_per_batch=None, seed=0, return_details=False)`` returning one score
   climbs higher than the reference;
 * :func:`natural_gap` -- the FV is far from the unit's top-k natural images;
 * :func:`slingshot_field` -- one attracting point explains the unit's gradient field;
-* :func:`activation_excess` -- the FV's activation lies far above the natural range.
+* :func:`activation_excess` -- the FV's activation lies far above the natural range;
+* :func:`processing_similarity` -- the network processes the FV unlike the unit's top natural
+  images, layer by layer (Geirhos et al.'s sanity check).
 
 :func:`audit_layer` runs them on every unit of a layer, with one :class:`RenderCache` shared by
 the checks that score FVs, and flags outliers by robust z-scores.
@@ -20,8 +22,9 @@ the checks that score FVs, and flags outliers by robust z-scores.
 
 Example:
     >>> from captum_slingshot.checks import CHECKS
-    >>> {name: spec.higher_is_more_suspicious for name, spec in CHECKS.items()}
-    {'activation_excess': True, 'natural_gap': True, 'slingshot_field': True, 'strategy_divergence': True}
+    >>> {name: spec.higher_is_more_suspicious for name, spec in CHECKS.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'activation_excess': True, 'natural_gap': True, 'processing_similarity': True, 'slingshot_field': True,
+     'strategy_divergence': True}
 """
 
 from .attribution import (
@@ -34,13 +37,14 @@ from .divergence import DEFAULT_STRATEGIES, dissimilarity_matrix, resolve_strate
 from .excess import activation_excess
 from .field import DEFAULT_RADII, fit_attractor, slingshot_field
 from .natural import natural_gap
+from .processing import processing_similarity
 from .renders import RenderCache
 from .report import AuditReport, parse_cell, read_table, robust_z
 
 __all__ = [
     "CHECKS", "CheckSpec", "available_checks", "get_check", "register_check", "unregister_check",
     "strategy_divergence", "DEFAULT_STRATEGIES", "dissimilarity_matrix", "resolve_strategy",
-    "natural_gap", "activation_excess",
+    "natural_gap", "activation_excess", "processing_similarity",
     "slingshot_field", "fit_attractor", "DEFAULT_RADII",
     "audit_layer", "DEFAULT_CHECKS", "COMBINE_RULES", "route_settings", "RenderCache",
     "AuditReport", "read_table", "robust_z", "parse_cell",

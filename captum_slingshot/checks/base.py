@@ -177,7 +177,7 @@ def available_checks() -> Dict[str, str]:
 
     Example:
         >>> import captum_slingshot.checks
-        >>> sorted(available_checks())[:4]
-        ['activation_excess', 'natural_gap', 'slingshot_field', 'strategy_divergence']
+        >>> sorted(available_checks())[:3]
+        ['activation_excess', 'natural_gap', 'processing_similarity']
     """
     return CHECKS.describe()

@@ -1,6 +1,7 @@
 """How attackers change models: model transforms, registered by name."""
 
 from .base import TRANSFORMS, ModelTransform, TransformResult, available_transforms, get_transform, register_transform
+from .circuits import CircuitResult, FoolingCircuit, SilentUnits
 from .fooling import AttributionFooling
 from .slingshot import (
     Aim,
@@ -25,6 +26,7 @@ from .target import PACKAGED_TARGETS, load_target, packaged_target
 __all__ = [
     "TRANSFORMS", "ModelTransform", "TransformResult", "available_transforms", "get_transform", "register_transform",
     "GradientSlingshot", "SlingshotResult", "reachable_aim", "AttributionFooling",
+    "FoolingCircuit", "SilentUnits", "CircuitResult",
     "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "Optimizer", "Run",
     "FieldMSE", "FieldDirection", "Bowl", "InputSpace",
     "PACKAGED_TARGETS", "load_target", "packaged_target",

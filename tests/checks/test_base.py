@@ -22,7 +22,8 @@ from captum_slingshot.fv import PixelParam
 
 def test_builtin_checks_are_registered_with_direction_and_description():
     checks = available_checks()
-    assert list(checks) == ["activation_excess", "natural_gap", "slingshot_field", "strategy_divergence"]
+    assert list(checks) == ["activation_excess", "natural_gap", "processing_similarity", "slingshot_field",
+                            "strategy_divergence"]
     for name, fn in (("natural_gap", natural_gap), ("slingshot_field", slingshot_field),
                      ("strategy_divergence", strategy_divergence), ("activation_excess", activation_excess)):
         spec = get_check(name)
@@ -31,6 +32,7 @@ def test_builtin_checks_are_registered_with_direction_and_description():
         assert CHECKS[name] is spec
     needs = {n: (CHECKS[n].needs_data, CHECKS[n].uses_renders, CHECKS[n].cost) for n in checks}
     assert needs == {"activation_excess": (True, True, "renders"), "natural_gap": (True, True, "renders"),
+                     "processing_similarity": (True, True, "renders"),
                      "slingshot_field": (False, False, "gradients"), "strategy_divergence": (False, True, "renders")}
     assert get_check("natural_gap").parameters() >= {"k", "n_starts", "strategy", "lpips"}
     assert "renders" not in get_check("natural_gap").parameters()  # the audit passes it, not the user

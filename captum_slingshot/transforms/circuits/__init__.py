@@ -1,0 +1,16 @@
+"""Geirhos et al.'s (ICML 2024) manipulations that change the architecture: fooling circuit, silent units.
+
+Example:
+    >>> from captum_slingshot.transforms import available_transforms
+    >>> "fooling_circuit" in available_transforms(), "silent_units" in available_transforms()
+    (True, True)
+"""
+
+from .circuit import CircuitResult, FoolingCircuit
+from .layers import FoolingCircuitLayer, SilentUnitLayer
+from .silent import SilentUnits
+from .units import BackgroundDetector, DeadPixelProbe, TargetCone
+from .wrap import CircuitModel, InputTap
+
+__all__ = ["FoolingCircuit", "SilentUnits", "CircuitResult", "CircuitModel", "InputTap", "FoolingCircuitLayer",
+           "SilentUnitLayer", "BackgroundDetector", "TargetCone", "DeadPixelProbe"]
