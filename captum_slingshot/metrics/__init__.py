@@ -5,7 +5,9 @@
   centre-of-mass and active fooling scores, their thresholds and the fooling success rate);
 * :mod:`.accuracy`, :mod:`.auroc`, :mod:`.topk` -- the paper's preservation metrics (accuracy, the
   unit's AUROC for its class, the overlap of its top-k natural inputs), on top of
-  :mod:`.activations` (the unit's activation on every input of a dataset).
+  :mod:`.activations` (the unit's activation on every input of a dataset);
+* :mod:`.rank` -- how far a unit's ranking of natural images moved (Kendall's tau before/after,
+  top-k overlap, class shares of the top-k: Nanfack et al.'s measures).
 
 Units are given as in Captum's neuron methods (see :mod:`captum_slingshot.fv.units`): a
 ``layer`` (module of the model or dotted name) and a ``neuron_selector``. ``data`` may be a tensor
@@ -29,6 +31,7 @@ from .fooling import (
     topk_overlap,
 )
 from .auroc import auroc, unit_auroc
+from .rank import RankingChange, class_shares, kendall_tau, ranking_change
 from .similarity import lpips_distance, lpips_model, mse, pearson_matrix, ssim
 from .topk import TopK, jaccard, top_k_activating
 
@@ -37,4 +40,5 @@ __all__ = [
     "TopK", "accuracy", "auroc", "jaccard", "top_k_activating", "unit_activations", "unit_auroc",
     "MODES", "active_swap_score", "center_mass_distance", "fooling_success_rate", "fooling_threshold", "is_fooled",
     "location_score", "rank_correlation", "topk_overlap",
+    "RankingChange", "class_shares", "kendall_tau", "ranking_change",
 ]

@@ -3,6 +3,7 @@
 from .base import TRANSFORMS, ModelTransform, TransformResult, available_transforms, get_transform, register_transform
 from .circuits import CircuitResult, FoolingCircuit, SilentUnits
 from .fooling import AttributionFooling
+from .peer import ActivationMaxAttack, ProxPulse
 from .slingshot import (
     Aim,
     Bowl,
@@ -26,7 +27,7 @@ from .target import PACKAGED_TARGETS, load_target, packaged_target
 __all__ = [
     "TRANSFORMS", "ModelTransform", "TransformResult", "available_transforms", "get_transform", "register_transform",
     "GradientSlingshot", "SlingshotResult", "reachable_aim", "AttributionFooling",
-    "FoolingCircuit", "SilentUnits", "CircuitResult",
+    "FoolingCircuit", "SilentUnits", "CircuitResult", "ActivationMaxAttack", "ProxPulse",
     "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "Optimizer", "Run",
     "FieldMSE", "FieldDirection", "Bowl", "InputSpace",
     "PACKAGED_TARGETS", "load_target", "packaged_target",
