@@ -233,7 +233,8 @@ GOOD_TRANSFORM = "transforms:\n  - name: gradient_slingshot\n"
     ("models: [{}]\n" + GOOD_TRANSFORM + "    grid: {loss: [direction, sideways]}\n",
      "expected one of gradient, direction, activation, got 'sideways'"),
     ("models: [{}]\ntransforms:\n  - name: gradient_slinghsot\n",
-     "transforms[0]: unknown transform 'gradient_slinghsot'; registered transforms: attribution_fooling, gradient_slingshot"),
+     "transforms[0]: unknown transform 'gradient_slinghsot'; registered transforms: activation_max_attack, attribution_fooling, fooling_circuit, "
+     "gradient_slingshot, proxpulse, silent_units"),
     ("models: [{}]\ntransforms:\n  - name: none\n", "unknown transform 'none'"),
     ("models: [{}]\n" + GOOD_TRANSFORM + "checks: [activation_excess, natural_gapp]\n",
      "unknown check 'natural_gapp'; available checks: activation_excess, natural_gap"),
