@@ -33,8 +33,8 @@ input space, alpha 0.5, w 0.5, lr 3e-4, Adam FV lr 0.01) at half its steps; that
 what 600 steps reach (LPIPS to the target 0.767 -> 0.211, the channel's natural responses
 correlating 0.97 with the original's).
 
-Status (CPU, defaults: 64 crops per photo = 512 images, 300 steps, 153 s of training on a core
-shared with other jobs, 3 min for the whole script): the loss falls 0.580 -> 0.529; the best of 4
+Status (CPU, defaults: 64 crops per photo = 512 images, 300 steps; on an idle 2-core machine
+38 s of training and 47 s for the whole script): the loss falls 0.580 -> 0.529; the best of 4
 Adam FVs of channel 0 moves from AlexNet's high-frequency texture to a grey image with a diagonal
 band of green strokes where the target has "FAKE" (the start of the sling, not yet the letters;
 ``--steps 600`` is the Python example's setting), its activation 113 -> 131. The audit of channels
