@@ -214,8 +214,8 @@ def test_manipulate_user_errors(argv, message, files, tmp_path, capsys, mnist_cn
 
 @pytest.mark.parametrize("yaml_text,message", [
     ("steps: 5\ngama: 3\n", "unknown key 'gama' in config file .*settings.yaml' "
-     "\\(did you mean 'gamma'\\?\\); valid keys: adam_normalized, aim_point, aim_radius, alpha, batch_size, .*trajectory_strategy"),
-    ("bogus: 1\n", "unknown key 'bogus'.*valid keys: adam_normalized, aim_point, aim_radius, alpha"),
+     "\\(did you mean 'gamma'\\?\\); valid keys: activation_cap, activation_cap_margin, adam_normalized, aim_point, aim_radius, alpha, batch_size, .*trajectory_strategy"),
+    ("bogus: 1\n", "unknown key 'bogus'.*valid keys: activation_cap, activation_cap_margin, adam_normalized, aim_point"),
     ("gamma: steep\n", "key 'gamma': expected a number, got 'steep'"),
     ("loss: mse\n", "key 'loss': expected one of gradient, direction, activation, got 'mse'"),
     ("tunnel: maybe\n", "key 'tunnel': expected true or false"),

@@ -71,7 +71,7 @@ def test_study_from_yaml_then_resume(tmp_path, capsys, monkeypatch, mnist_cnn):
     (TINY.replace("checks:", "checkz:"), "unknown key 'checkz' in the study (did you mean 'checks'?); valid keys: "
      "audit, checks, evaluation, models, save_models, transforms"),
     (TINY.replace("{unit: [0, 3]}", "{unit: [0, 3], gama: [1]}"),
-     "unknown key 'gama' in transforms[0].grid (did you mean 'gamma'?); valid keys: adam_normalized, aim_point, aim_radius, alpha"),
+     "unknown key 'gama' in transforms[0].grid (did you mean 'gamma'?); valid keys: activation_cap, activation_cap_margin, adam_normalized, aim_point"),
     (TINY.replace("{unit: [0, 3]}", "{unit: []}"), "transforms[0].grid.unit is an empty list"),
     (TINY.replace("name: gradient_slingshot", "name: slingshot"), "unknown transform 'slingshot'"),
     (TINY.replace("[activation_excess]", "[activation_excess, field]"), "unknown check 'field'; available checks"),

@@ -22,11 +22,11 @@ from captum_slingshot.transforms.slingshot import config, losses
 from captum_slingshot.transforms.slingshot.flat import parts_to_flat
 
 PARTS = (losses.FieldMSE, losses.FieldDirection, losses.Bowl, losses.InputSpace, config.Aim, config.Sampling,
-         config.Trajectories, config.Preservation, config.LayerMSE, config.LogitsCE, config.FVPaths, config.Optimizer,
-         config.Run)
+         config.Trajectories, config.Preservation, config.LayerMSE, config.LogitsCE, config.FVPaths, config.ActivationCap,
+         config.Optimizer, config.Run)
 #: fields that hold another part: chosen by an option of their own (loss, field_space, preservation) or
-#: switched on by one (trajectory_strategy, preserve_fv)
-PART_FIELDS = {"space", "trajectories", "loss", "fv_paths"}
+#: switched on by one (trajectory_strategy, preserve_fv, activation_cap)
+PART_FIELDS = {"space", "trajectories", "loss", "fv_paths", "activation_cap"}
 PARAM = PixelParam((1, 28, 28))
 
 
@@ -72,7 +72,8 @@ def _cases(files):
         "clip_grad_norm": (None, {}, None), "plateau_patience": (4, {}, 4), "steps": (7, {}, 7),
         "epochs": (2.5, {"steps": None}, 2.5), "seed": (11, {}, 11), "device": ("cpu", {}, "cpu"),
         "checkpoint_path": ("ck_{cell}.pt", {}, None), "checkpoint_every": (13, {}, 13), "progress": (False, {}, False),
-        "precision": ("bf16", {}, "bf16"),
+        "precision": ("bf16", {}, "bf16"), "activation_cap": (2.0, traj, 2.0),
+        "activation_cap_margin": (0.5, {**traj, "activation_cap": 1.0}, 0.5),
     }
 
 

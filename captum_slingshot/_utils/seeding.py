@@ -31,6 +31,7 @@ STREAMS: Dict[str, int] = {
     "rollout": 500_009,         # on-policy FV trajectories refreshed at step k
     "fv_paths": 700_001,        # the other units' FV paths on the original model (once)
     "fv_path_batches": 900_007,  # which FV-path points step k preserves
+    "activation_cap": 300_007,  # which trajectory points step k caps (ActivationCap)
 }
 #: natural batches: the permutation of epoch e is seeded ``seed * NATURAL_STRIDE + e``
 NATURAL_STRIDE = 7919

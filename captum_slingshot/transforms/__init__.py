@@ -5,6 +5,7 @@ from .circuits import CircuitResult, FoolingCircuit, SilentUnits
 from .fooling import AttributionFooling
 from .peer import ActivationMaxAttack, ProxPulse
 from .slingshot import (
+    ActivationCap,
     Aim,
     Bowl,
     FieldDirection,
@@ -28,7 +29,7 @@ __all__ = [
     "TRANSFORMS", "ModelTransform", "TransformResult", "available_transforms", "get_transform", "register_transform",
     "GradientSlingshot", "SlingshotResult", "reachable_aim", "AttributionFooling",
     "FoolingCircuit", "SilentUnits", "CircuitResult", "ActivationMaxAttack", "ProxPulse",
-    "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "Optimizer", "Run",
+    "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "ActivationCap", "Optimizer", "Run",
     "FieldMSE", "FieldDirection", "Bowl", "InputSpace",
     "PACKAGED_TARGETS", "load_target", "packaged_target",
 ]

@@ -9,13 +9,13 @@
 """
 
 from .aim import reachable_aim
-from .config import Aim, FVPaths, LayerMSE, LogitsCE, Optimizer, Preservation, Run, Sampling, Trajectories
+from .config import ActivationCap, Aim, FVPaths, LayerMSE, LogitsCE, Optimizer, Preservation, Run, Sampling, Trajectories
 from .losses import Bowl, FieldDirection, FieldMSE, InputSpace, ManipulationLoss
 from .trainer import SlingshotRun
 from .transform import GradientSlingshot, SlingshotResult
 
 __all__ = [
     "GradientSlingshot", "SlingshotResult", "SlingshotRun", "reachable_aim",
-    "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "Optimizer", "Run",
+    "Aim", "Sampling", "Trajectories", "Preservation", "LayerMSE", "LogitsCE", "FVPaths", "ActivationCap", "Optimizer", "Run",
     "ManipulationLoss", "FieldMSE", "FieldDirection", "Bowl", "InputSpace",
 ]

@@ -244,6 +244,37 @@ class FVPaths:
 
 
 @dataclass(frozen=True)
+class ActivationCap:
+    """An adaptive attacker against ``activation_excess`` (not in the paper): the unit's activation
+    along the auditor's own FV trajectories (the :class:`Trajectories` buffer) is kept at or below
+    its natural range, so the FV can land on the target without climbing above what natural data
+    reach. The cap is ``max + (margin - 1) (max - median)`` of the unit on natural data under the
+    original model (``margin=1``: the natural maximum); the term is
+    ``weight * mean(relu((a - cap) / (max - median))^2)`` over trajectory points, added to the
+    preservation loss.
+
+    Attributes:
+        weight: weight of the term (must be positive).
+        margin: where the cap sits, in units of the natural range above the median (1: the maximum).
+    """
+
+    weight: float = setting(1.0, "adaptive attack on activation_excess: keep the unit's activation along the "
+                            "auditor's FV trajectories at or below its natural range, with this weight (0: off; "
+                            "needs trajectory_strategy)", flat="activation_cap", kind="float", flat_default=0.0)
+    margin: float = setting(1.0, "where the activation cap sits: max + (margin - 1) (max - median) of the unit's "
+                            "natural activations (1: the natural maximum)", flat="activation_cap_margin",
+                            kind="float")
+
+    def __post_init__(self) -> None:
+        if not float(self.weight) > 0:
+            raise ValueError(f"activation_cap must be a positive weight, got {self.weight}")
+        if not float(self.margin) > 0:
+            raise ValueError(f"activation_cap_margin must be positive, got {self.margin}")
+        object.__setattr__(self, "weight", float(self.weight))
+        object.__setattr__(self, "margin", float(self.margin))
+
+
+@dataclass(frozen=True)
 class Preservation:
     """What the manipulation keeps: ``L = (1 - alpha) L_M + alpha L_P``.
 
@@ -252,12 +283,14 @@ class Preservation:
         loss: :class:`LayerMSE` (default) or :class:`LogitsCE`.
         batch_size: natural inputs per step.
         fv_paths: :class:`FVPaths` (``None``: off, the paper).
+        activation_cap: :class:`ActivationCap` (``None``: off, the paper).
     """
 
     alpha: float = setting(0.8, "weight of the preservation loss in [0, 1]", flat="alpha", kind="float")
     loss: Union[LayerMSE, LogitsCE] = LayerMSE()
     batch_size: int = setting(32, "natural batch size", flat="batch_size", kind="int")
     fv_paths: Optional[FVPaths] = None
+    activation_cap: Optional[ActivationCap] = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.alpha) <= 1.0:

@@ -29,7 +29,8 @@ import difflib
 from typing import Any, Dict, List, Mapping
 
 from ..._utils.settings import FlatOption, options_of
-from .config import FVPaths, LayerMSE, LogitsCE, Optimizer, Preservation, Run, Sampling, Trajectories, Aim
+from .config import (ActivationCap, Aim, FVPaths, LayerMSE, LogitsCE, Optimizer, Preservation, Run, Sampling,
+                     Trajectories)
 from .losses import LOSSES, Bowl, FieldDirection, FieldMSE, InputSpace
 
 __all__ = ["OPTIONS", "ALIASES", "RUN_ONLY", "options", "parts_from_flat", "parts_to_flat"]
@@ -46,13 +47,13 @@ _PRESERVATION = FlatOption("preservation", "preservation loss: activation (the h
 
 #: every flat option of the slingshot, in the order the command line shows them
 OPTIONS: List[FlatOption] = [_LOSS, _SPACE] + options_of(FieldMSE, Bowl, FieldDirection, InputSpace, Aim) + \
-    options_of(Sampling, Trajectories) + [_PRESERVATION] + options_of(Preservation, LayerMSE, FVPaths) + \
+    options_of(Sampling, Trajectories) + [_PRESERVATION] + options_of(Preservation, LayerMSE, FVPaths, ActivationCap) + \
     options_of(Optimizer, Run)
 _BY_NAME: Dict[str, FlatOption] = {o.name: o for o in OPTIONS}
 #: old spellings still accepted
 ALIASES = {"checkpoint": "checkpoint_path"}
 #: options that change how a run is carried out, not what it computes (ignored when resuming)
-RUN_ONLY = ("steps", "epochs", "device", "checkpoint_path", "checkpoint_every", "progress")
+RUN_ONLY = ("steps", "epochs", "device", "checkpoint_path", "checkpoint_every", "progress", "precision")
 
 
 def options() -> List[FlatOption]:
@@ -116,8 +117,15 @@ def parts_from_flat(flat: Mapping[str, Any]) -> Dict[str, Any]:
             starts = int(v["trajectory_starts"])  # 0.1: trajectory_starts also set the FV-path starts
         fv_paths = FVPaths(weight=v["preserve_fv"], units=v["preserve_fv_units"], strategy=v["preserve_fv_strategy"],
                            starts=starts)
+    if not float(v["activation_cap"]) >= 0:
+        raise ValueError(f"activation_cap must be a non-negative weight, got {v['activation_cap']}")
+    cap = None
+    if float(v["activation_cap"]) > 0 and v["trajectory_strategy"] is None:
+        raise ValueError("activation_cap acts along the auditor's FV trajectories: set trajectory_strategy too")
+    if float(v["activation_cap"]) > 0:
+        cap = ActivationCap(weight=v["activation_cap"], margin=v["activation_cap_margin"])
     preservation = Preservation(alpha=v["alpha"], loss=LayerMSE(w=v["w"]) if v["preservation"] == "activation"
-                                else LogitsCE(), batch_size=v["batch_size"], fv_paths=fv_paths)
+                                else LogitsCE(), batch_size=v["batch_size"], fv_paths=fv_paths, activation_cap=cap)
     optimizer = Optimizer(lr=v["lr"], weight_decay=v["weight_decay"], clip_grad_norm=v["clip_grad_norm"],
                           plateau_patience=v["plateau_patience"])
     run = Run(steps=v["steps"], epochs=v["epochs"], seed=v["seed"], device=v["device"],
@@ -161,6 +169,8 @@ def parts_to_flat(parts: Mapping[str, Any], run_only: bool = True) -> Dict[str, 
     if fv is not None:
         out.update(preserve_fv_units=None if fv.units is None else list(fv.units), preserve_fv_strategy=fv.strategy,
                    preserve_fv_starts=fv.starts)
+    if pres.activation_cap is not None:  # written only when on: older checkpoints and records stay comparable
+        out.update(activation_cap=pres.activation_cap.weight, activation_cap_margin=pres.activation_cap.margin)
     out.update(lr=opt.lr, weight_decay=opt.weight_decay, clip_grad_norm=opt.clip_grad_norm,
                plateau_patience=opt.plateau_patience, steps=run.steps, epochs=run.epochs, seed=run.seed)
     if run_only:

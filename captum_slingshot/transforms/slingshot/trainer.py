@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +32,7 @@ from ..._utils.distributed import (all_mean, any_true, average_gradients, barrie
                                    current_shard, gather_rows)
 from ..._utils.hooks import LayerCapture, LayerNotReachedError
 from ..._utils.layers import layer_name, resolve_layer
+from ..._utils.seeding import generator
 from ..._utils.selectors import check_selector, select_neuron
 from ...fv.optimize import network_input
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -102,6 +103,11 @@ class SlingshotRun:
         self.start, self.epoch_loss = 0, 0.0
         self.buffer: Optional[Tensor] = None
         self.fv_points: Optional[Tensor] = None
+        self.cap: Optional[Tuple[float, float]] = None  # (cap, scale) of the ActivationCap
+        if transform.preservation.activation_cap is not None and traj is None:
+            raise ValueError("activation_cap keeps the unit's activation low along the auditor's FV trajectories: "
+                             "set a trajectory strategy (Sampling(trajectories=Trajectories(...)), "
+                             "--trajectory-strategy gc)")
 
     def _check_world_size(self) -> None:
         """Clear errors before any work: every process must get the same number of rows of each batch."""
@@ -147,6 +153,8 @@ class SlingshotRun:
                 raise ValueError("preserve_fv needs a layer with channels (outputs of shape (N, C, ...))")
             self.fv_points = fv_path_points(fv_paths, gs.sampling.trajectories, frozen_cap, gs.param,
                                             gs.neuron_selector, int(probe.shape[1]), gs.run.seed, self.device)
+        if gs.preservation.activation_cap is not None:
+            self.cap = self._natural_cap(frozen_cap)
         x_probe = self.batches.get(0)[:1].to(self.device)
         with torch.no_grad():
             try:
@@ -165,6 +173,29 @@ class SlingshotRun:
         buf = state.get("trajectory_buffer")
         self.buffer = None if buf is None else buf.to(self.device)
         self.start, self.epoch_loss, self.history = int(state["step"]), float(state["epoch_loss"]), state["history"]
+
+    def _natural_cap(self, frozen_cap: LayerCapture, n: int = 1024) -> Tuple[float, float]:
+        """``(cap, scale)``: the unit's natural range under the original model (first ``n`` natural inputs)."""
+        margin = self.gs.preservation.activation_cap.margin
+        acts = []
+        with torch.no_grad():
+            for k in range(max(1, min(n, self.batches.n) // self.batches.batch_size)):
+                x = self.batches.get(k).to(self.device)
+                acts.append(select_neuron(frozen_cap.run(x), self.gs.neuron_selector).float().cpu())
+        a = torch.cat(acts)
+        top, median = float(a.max()), float(a.median())
+        scale = max(top - median, 1e-6)
+        return top + (margin - 1.0) * scale, scale
+
+    def activation_cap_loss(self, cap: LayerCapture, step: int) -> Tensor:
+        """``weight * mean(relu((a - cap) / scale)^2)`` over trajectory points of this step (this process's rows)."""
+        gs = self.gs
+        g = generator(gs.run.seed, "activation_cap", step, self.device)
+        idx = torch.randint(len(self.buffer), (gs.sampling.batch_size,), generator=g, device=self.device)
+        idx = idx[self.shard.rows(len(idx))]
+        a = select_neuron(cap.run(gs.param.network_input(self.buffer[idx])), gs.neuron_selector).float()
+        limit, scale = self.cap
+        return gs.preservation.activation_cap.weight * torch.relu((a - limit) / scale).pow(2).mean()
 
     def _rollout(self, cap: LayerCapture, step: int) -> Tensor:
         """The trajectory buffer of ``step``: each process rolls out its share of the starts when the
@@ -233,6 +264,8 @@ class SlingshotRun:
                             l_p = l_p + fv_paths.weight * fv_path_loss(
                                 self.fv_points, cap, frozen_cap, gs.param, gs.neuron_selector, gs.sampling.batch_size,
                                 run.seed, step, self.device, rows=fv_rows).float()
+                        if self.cap is not None:
+                            l_p = l_p + self.activation_cap_loss(cap, step)
                     loss = (1 - alpha) * l_m + alpha * l_p
                     v_loss, v_m, v_p = all_mean([loss.item(), l_m.item(), l_p.item()])
                     if not math.isfinite(v_loss):
