@@ -26,7 +26,6 @@ import os
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -35,7 +34,7 @@ from ..._utils.devices import model_device
 from ..._utils.layers import layer_name
 from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
 from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
-from ..checkpoints import load_checkpoint, save_checkpoint
+from ..finetune import FinetuneRun
 from .losses import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 
 __all__ = ["FoolingRun", "Callback", "read_mask"]
@@ -72,7 +71,7 @@ def _first_tensor(data: Any, what: str) -> Tensor:
                     f"{type(data).__name__}")
 
 
-class FoolingRun:
+class FoolingRun(FinetuneRun):
     """One fit of an :class:`~.transform.AttributionFooling` on one model.
 
     Args:
@@ -175,14 +174,6 @@ class FoolingRun:
         return x
 
     # -- one step ------------------------------------------------------------------------------
-    def preservation_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
-        logits = self.student(x)
-        if self.t.preserve == "ce":
-            return F.cross_entropy(logits, y)
-        with torch.no_grad():
-            ref = F.log_softmax(self.frozen(x), 1)
-        return F.kl_div(F.log_softmax(logits, 1), ref, log_target=True, reduction="batchmean")
-
     @staticmethod
     def original_maps(original: Interpreter, x: Tensor, target: Tensor) -> Tensor:
         """The original model's normalised maps (no graph)."""
@@ -216,20 +207,6 @@ class FoolingRun:
         if t.mode == "topk":
             return topk_loss(raw, top_fraction_mask(before, t.top_fraction)) + mass_loss(raw, mass)
         return center_mass_loss(raw, center_of_mass(before)) + mass_loss(raw, mass)
-
-    # -- checkpoints ---------------------------------------------------------------------------
-    def _resume(self, path: str) -> None:
-        _, state = load_checkpoint(path, self.t.settings(), self.device)
-        try:
-            self.student.load_state_dict(state["model"])
-        except Exception as err:
-            raise ValueError(f"cannot resume from {path!r}: its model does not fit this one ({err})") from err
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start, self.history = int(state["step"]), state["history"]
-
-    def _checkpoint(self, step: int) -> None:
-        save_checkpoint(self.t.training.checkpoint_path, step=step, epoch_loss=0.0, history=self.history,
-                        settings=self.t.settings(), model=self.student, optimizer=self.optimizer, scheduler=None)
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, resume: Optional[str] = None) -> Dict[str, Any]:

@@ -40,6 +40,7 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> from captum_slingshot.transforms import get_transform
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
     >>> x, y = torch.randn(60, 1, 4, 4), torch.arange(60) % 3
     >>> attack = get_transform("activation_max_attack", layer="2", neuron_selector=1, mode="push_up", decoy_class=2,

@@ -33,7 +33,10 @@ Example:
     >>> from torch import nn
     >>> from captum_slingshot.fv import PixelParam
     >>> from captum_slingshot.transforms import get_transform
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    >>> with torch.no_grad():
+    ...     model[1].bias[0] = 1.0   # ReLU unit 0 active everywhere, whatever the random weights
     >>> attack = get_transform("proxpulse", layer="2", neuron_selector=0, target=torch.rand(1, 4, 4),
     ...                        param=PixelParam((1, 4, 4)), steps=3, batch_size=8, progress=False)
     >>> x, y = torch.randn(40, 1, 4, 4), torch.arange(40) % 3

@@ -27,7 +27,6 @@ import copy
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -36,7 +35,7 @@ from ..._utils.devices import model_device
 from ..._utils.hooks import LayerCapture
 from ..._utils.layers import layer_name, resolve_layer
 from ..._utils.selectors import check_selector, select_neuron
-from ..checkpoints import load_checkpoint, save_checkpoint
+from ..finetune import FinetuneRun
 
 __all__ = ["PeerRun", "Objective", "Callback", "PRESERVE"]
 
@@ -53,7 +52,7 @@ class Objective(Protocol):
         ...
 
 
-class PeerRun:
+class PeerRun(FinetuneRun):
     """One fit of a peer attack on one model.
 
     Args:
@@ -137,31 +136,6 @@ class PeerRun:
                              f"{int(y.min())}..{int(y.max())}")
 
     # -- one step ------------------------------------------------------------------------------
-    def preservation_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
-        """``L_keep`` on a natural batch (zero with ``preserve="none"``)."""
-        if self.t.preserve == "none":
-            return torch.zeros((), device=self.device)
-        logits = self.student(x)
-        if self.t.preserve == "ce":
-            return F.cross_entropy(logits, y)
-        with torch.no_grad():
-            ref = F.log_softmax(self.frozen(x), 1)
-        return F.kl_div(F.log_softmax(logits, 1), ref, log_target=True, reduction="batchmean")
-
-    # -- checkpoints ---------------------------------------------------------------------------
-    def _resume(self, path: str) -> None:
-        _, state = load_checkpoint(path, self.t.settings(), self.device)
-        try:
-            self.student.load_state_dict(state["model"])
-        except Exception as err:
-            raise ValueError(f"cannot resume from {path!r}: its model does not fit this one ({err})") from err
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.start, self.history = int(state["step"]), state["history"]
-
-    def _checkpoint(self, step: int) -> None:
-        save_checkpoint(self.t.training.checkpoint_path, step=step, epoch_loss=0.0, history=self.history,
-                        settings=self.t.settings(), model=self.student, optimizer=self.optimizer, scheduler=None)
-
     # -- the loop ---------------------------------------------------------------------------
     def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
         """Run from the start (or from the checkpoint ``resume``) to the end; returns the result's fields."""
