@@ -16,12 +16,14 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._utils.devices import model_device
 from .checkpoints import load_checkpoint, save_checkpoint
 
 __all__ = ["keep_loss", "FinetuneRun"]
@@ -42,6 +44,16 @@ def keep_loss(preserve: str, student: nn.Module, frozen: nn.Module, x: Tensor, y
 
 class FinetuneRun:
     """Preservation, resume and checkpoint of a whole-model fine-tune (see the module docstring)."""
+
+    def copy_models(self, model: nn.Module, device: Optional[str]) -> None:
+        """``student`` (trainable) and ``frozen`` copies of ``model`` on ``device`` (default: the model's), eval mode."""
+        self.device = torch.device(device) if device is not None else model_device(model)
+        self.student = copy.deepcopy(model).to(self.device).eval()
+        self.frozen = copy.deepcopy(model).to(self.device).eval()
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        for p in self.student.parameters():
+            p.requires_grad_(True)
 
     def preservation_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
         """``L_keep`` on a natural batch (zero with ``preserve="none"``)."""

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any, Callable, Dict, List, Optional
 
@@ -30,7 +29,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..._utils.data import NaturalBatches, data_len, tensor_tuple
-from ..._utils.devices import model_device
 from ..._utils.layers import layer_name
 from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
 from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
@@ -96,13 +94,7 @@ class FoolingRun(FinetuneRun):
         if t.preserve == "ce" and y0 is None:
             raise ValueError("preserve='ce' needs labels, but natural_data holds inputs only; pass (inputs, labels) or "
                              "use preserve='distill' (KL to the original model's outputs)")
-        self.device = torch.device(t.training.device) if t.training.device is not None else model_device(model)
-        self.student = copy.deepcopy(model).to(self.device).eval()
-        self.frozen = copy.deepcopy(model).to(self.device).eval()
-        for p in self.frozen.parameters():
-            p.requires_grad_(False)
-        for p in self.student.parameters():
-            p.requires_grad_(True)
+        self.copy_models(model, t.training.device)
         self.interps: List[Interpreter] = []
         self.originals: List[Interpreter] = []
         layer_methods = [n for n in t.interpreters if INTERPRETERS.get(n).layer_method]

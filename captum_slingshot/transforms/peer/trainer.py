@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 import torch
@@ -31,7 +30,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..._utils.data import NaturalBatches, data_len, iter_batches
-from ..._utils.devices import model_device
 from ..._utils.hooks import LayerCapture
 from ..._utils.layers import layer_name, resolve_layer
 from ..._utils.selectors import check_selector, select_neuron
@@ -77,13 +75,7 @@ class PeerRun(FinetuneRun):
         if t.preserve == "ce" and y0 is None:
             raise ValueError("preserve='ce' needs labels, but natural_data holds inputs only; pass (inputs, labels) or "
                              "use preserve='distill' (KL to the original model's outputs)")
-        self.device = torch.device(t.training.device) if t.training.device is not None else model_device(model)
-        self.student = copy.deepcopy(model).to(self.device).eval()
-        self.frozen = copy.deepcopy(model).to(self.device).eval()
-        for p in self.frozen.parameters():
-            p.requires_grad_(False)
-        for p in self.student.parameters():
-            p.requires_grad_(True)
+        self.copy_models(model, t.training.device)
         self.layer = layer_name(model, resolve_layer(model, t.layer))
         self._check_model(x0, y0)
         self.objective: Objective = t.objective(self)
