@@ -32,6 +32,12 @@ STREAMS: Dict[str, int] = {
     "fv_paths": 700_001,        # the other units' FV paths on the original model (once)
     "fv_path_batches": 900_007,  # which FV-path points step k preserves
     "activation_cap": 300_007,  # which trajectory points step k caps (ActivationCap)
+    # the 2nd to 6th auditors' trajectories when several are rolled out (Trajectories("gc+tr+adam"))
+    "rollout1": 100_003,
+    "rollout2": 200_003,
+    "rollout3": 400_009,
+    "rollout4": 600_011,
+    "rollout5": 800_011,
 }
 #: natural batches: the permutation of epoch e is seeded ``seed * NATURAL_STRIDE + e``
 NATURAL_STRIDE = 7919

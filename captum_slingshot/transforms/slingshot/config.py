@@ -50,6 +50,24 @@ def _strategy_name(value: Union[str, AMStrategy], what: str) -> Tuple[Union[str,
     return value, None
 
 
+#: the most AM strategies one :class:`Trajectories` rolls out (each has its own seeded stream)
+MAX_AUDITORS = 6
+
+
+def _strategy_entry(entry: str) -> str:
+    """One ``+``-joined entry of a trajectory strategy, checked: ``name`` or ``name@parametrization``."""
+    from ...fv.param import PARAMETRIZATIONS
+
+    name, at, param = entry.strip().partition("@")
+    if not name or (at and not param):
+        raise ValueError(f"a trajectory strategy entry is a strategy name, optionally @parametrization "
+                         f"(gc, adam, gc@lucent_fourier); got {entry!r}")
+    get_strategy(name)  # unknown names fail here, listing the known ones
+    if param:
+        PARAMETRIZATIONS.get(param)
+    return f"{name}@{param}" if param else name
+
+
 @dataclass(frozen=True, eq=False)
 class Aim:
     """Where the bowl is centred in the parametrization.
@@ -97,8 +115,23 @@ class Trajectories:
     MNIST this is what makes the paper's settings converge within an epoch (without it FV leaves
     the paper's thin tunnel within a few steps).
 
+    Several auditors at once: ``strategy="gc+tr+adam"`` rolls out every listed strategy (each
+    with ``starts`` starts, from its own seeded stream) into one buffer, so the manipulation
+    loss -- and :class:`ActivationCap` -- act along all their paths (an adaptive attacker against
+    ``strategy_divergence``, which compares the unit's FVs under several strategies). An entry
+    ``name@param`` runs that strategy in another parametrization (``gc@lucent_fourier``, as the
+    check's fourth strategy); its points enter the buffer as the images the model sees, which
+    needs the attacker's parametrization to be the pixel one (``q`` *is* the network input).
+    :meth:`resolved` is the first entry, the reference.
+
+    Example:
+        >>> t = Trajectories("gc+tr+adam@lucent_fourier", steps=20)
+        >>> [(s.name, s.steps, p) for s, p in t.parts()]
+        [('gc', 20, None), ('tr', 20, None), ('adam', 20, 'lucent_fourier')]
+
     Attributes:
-        strategy: the auditor's AM strategy (a name or a registered :class:`AMStrategy`).
+        strategy: the auditor's AM strategy (a name or a registered :class:`AMStrategy`), or
+            several names joined by ``+`` (each optionally ``name@parametrization``).
         steps: override of the strategy's number of steps (e.g. 128 for lucent's 512).
         fraction: share of each manipulation batch drawn from the trajectories.
         refresh: re-run the trajectories every this many steps.
@@ -106,8 +139,9 @@ class Trajectories:
     """
 
     strategy: Union[str, AMStrategy] = setting(
-        "gc", "AM strategy whose FV trajectories are mixed into the manipulation batches (e.g. gc, lucent); "
-        "none: the paper's tunnel only", flat="trajectory_strategy", kind="text", optional=True, flat_default=None)
+        "gc", "AM strategy whose FV trajectories are mixed into the manipulation batches (e.g. gc, lucent); several "
+        "joined by + (gc+tr+adam), each optionally in another parametrization (gc@lucent_fourier; needs the pixel "
+        "parametrization); none: the paper's tunnel only", flat="trajectory_strategy", kind="text", optional=True, flat_default=None)
     steps: Optional[int] = setting(None, "override of the trajectory strategy's steps (none: its own)",
                                    flat="trajectory_steps", kind="int", optional=True)
     fraction: float = setting(0.5, "share of each manipulation batch drawn from the trajectories",
@@ -116,7 +150,13 @@ class Trajectories:
     starts: int = setting(8, "FV starts per trajectory refresh", flat="trajectory_starts", kind="int")
 
     def __post_init__(self) -> None:
-        strategy, steps = _strategy_name(self.strategy, "trajectory strategy")
+        if isinstance(self.strategy, str) and ("+" in self.strategy or "@" in self.strategy):
+            entries = self.strategy.split("+")
+            if len(entries) > MAX_AUDITORS:
+                raise ValueError(f"at most {MAX_AUDITORS} trajectory strategies at once, got {len(entries)}")
+            strategy, steps = "+".join(_strategy_entry(e) for e in entries), None
+        else:
+            strategy, steps = _strategy_name(self.strategy, "trajectory strategy")
         object.__setattr__(self, "strategy", strategy)
         if steps is not None:
             if self.steps is not None and int(self.steps) != steps:
@@ -137,8 +177,20 @@ class Trajectories:
         return self.strategy if isinstance(self.strategy, str) else self.strategy.name
 
     def resolved(self) -> AMStrategy:
-        """The strategy as an :class:`AMStrategy` with the ``steps`` override applied."""
-        return get_strategy(self.strategy, **({} if self.steps is None else {"steps": int(self.steps)}))
+        """The (first) strategy as an :class:`AMStrategy` with the ``steps`` override applied."""
+        return self.parts()[0][0]
+
+    def parts(self) -> Tuple[Tuple[AMStrategy, Optional[str]], ...]:
+        """Every listed strategy (``steps`` override applied) with its parametrization's name (``None``: the
+        attacker's own)."""
+        overrides = {} if self.steps is None else {"steps": int(self.steps)}
+        if not isinstance(self.strategy, str):
+            return ((get_strategy(self.strategy, **overrides), None),)
+        out = []
+        for entry in self.strategy.split("+"):
+            name, _, param = entry.partition("@")
+            out.append((get_strategy(name, **overrides), param or None))
+        return tuple(out)
 
 
 @dataclass(frozen=True)

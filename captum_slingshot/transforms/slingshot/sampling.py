@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,12 +23,15 @@ from torch import Tensor
 from ..._utils.hooks import LayerCapture
 from ..._utils.seeding import generator
 from ...fv.optimize import optimize
-from ...fv.param import Parametrization
+from ...fv.param import Parametrization, PixelParam, make_param
 from ...fv.strategies import AMStrategy
 from ...fv.transforms import Compose
-from .config import Sampling
+from .config import Sampling, Trajectories
 
-__all__ = ["manipulation_batch", "rollout"]
+__all__ = ["manipulation_batch", "rollout", "trajectory_auditors"]
+
+#: one auditor of the trajectories: its strategy, its parametrization (``None``: the attacker's) and transforms
+Auditor = Tuple[AMStrategy, Optional[Parametrization], Optional[Compose]]
 
 
 def manipulation_batch(sampling: Sampling, aim: Tensor, step: int, seed: int, transform: Optional[Compose] = None,
@@ -56,12 +59,13 @@ def manipulation_batch(sampling: Sampling, aim: Tensor, step: int, seed: int, tr
 
 def rollout(capture: LayerCapture, param: Parametrization, neuron_selector: Any, strategy: AMStrategy,
             transform: Optional[Compose], starts: int, seed: int, step: int, device: torch.device,
-            rows: slice = slice(None)) -> Tensor:
+            rows: slice = slice(None), stream: str = "rollout") -> Tensor:
     """Points the auditor's FV optimizer visits under the model ``capture`` runs: ``starts`` random
     starts, ``q`` kept 25 times along the way, ``(starts * 25, *param_shape)``; with ``rows``, only
     those starts (one process's share; each start is optimized on its own, so the shares of all
-    processes, concatenated, are the full rollout)."""
-    g = generator(seed, "rollout", step, device)
+    processes, concatenated, are the full rollout). ``stream`` names the seeded stream of the starts
+    and transforms (one per strategy when several auditors are rolled out)."""
+    g = generator(seed, stream, step, device)
     q0 = torch.randn((starts,) + tuple(param.param_shape), generator=g, device=device) * 0.01
     n_random = transform.n_random if transform is not None else 0
     u = torch.rand(starts, strategy.steps, n_random, generator=g, device=device)
@@ -69,3 +73,30 @@ def rollout(capture: LayerCapture, param: Parametrization, neuron_selector: Any,
     trace = optimize(capture, param, [neuron_selector], q0, strategy, uniforms=u, transform=transform,
                      record_every=max(1, strategy.steps // 25))
     return trace.snapshots.flatten(0, 1)
+
+
+def trajectory_auditors(trajectories: Trajectories, param: Parametrization) -> List[Auditor]:
+    """The auditors whose FV paths the trajectories roll out: ``[(strategy, parametrization or None, transforms)]``.
+
+    An entry in another parametrization (``gc@lucent_fourier``) is built with ``param``'s shape and
+    normalization; its points are fed back as network inputs, so ``param`` must be a
+    :class:`~captum_slingshot.fv.param.PixelParam` (clear error otherwise).
+
+    Example:
+        >>> from captum_slingshot.fv import PixelParam
+        >>> auditors = trajectory_auditors(Trajectories("gc+adam@lucent_fourier"), PixelParam((3, 16, 16)))
+        >>> [(s.name, p if p is None else p.name) for s, p, _ in auditors]
+        [('gc', None), ('adam', 'lucent_fourier')]
+    """
+    out: List[Auditor] = []
+    for strategy, name in trajectories.parts():
+        other = None
+        if name is not None:
+            if not isinstance(param, PixelParam):
+                raise ValueError(f"trajectory strategy {strategy.name}@{name} runs in another parametrization, whose "
+                                 f"points enter the manipulation batch as network inputs: that needs the attacker's "
+                                 f"parametrization to be 'pixel' (q is the network input), not {param.name!r}; "
+                                 "drop the @ entry or manipulate in the pixel parametrization")
+            other = make_param(name, param.shape, mean=param.mean, std=param.std)
+        out.append((strategy, other, strategy.build_transforms((param.height, param.width))))
+    return out

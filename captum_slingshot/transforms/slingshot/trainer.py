@@ -38,7 +38,7 @@ from ...fv.optimize import network_input
 from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import LossInputs
 from .preservation import fv_path_loss, fv_path_points, natural_loss
-from .sampling import manipulation_batch, rollout
+from .sampling import manipulation_batch, rollout, trajectory_auditors
 
 __all__ = ["SlingshotRun", "Callback"]
 
@@ -91,9 +91,7 @@ class SlingshotRun:
         self.tr = transform.robust_transforms()
         self.input_aim = transform.input_aim_point(self.aim_cpu) if transform.loss.in_input_space else None
         traj = transform.sampling.trajectories
-        self.traj_strategy = None if traj is None else traj.resolved()
-        self.traj_tr = None if traj is None else self.traj_strategy.build_transforms(
-            (transform.param.height, transform.param.width))
+        self.auditors = [] if traj is None else trajectory_auditors(traj, transform.param)
         opt = transform.optimizer
         self.scaler = (torch.amp.GradScaler(self.device.type) if run.precision == "fp16" else None)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
@@ -203,9 +201,16 @@ class SlingshotRun:
         gs, traj = self.gs, self.gs.sampling.trajectories
         split = self.shard.world_size > 1 and traj.starts % self.shard.world_size == 0
         rows = self.shard.rows(traj.starts) if split else slice(None)
-        buf = rollout(cap, gs.param, gs.neuron_selector, self.traj_strategy, self.traj_tr, traj.starts, gs.run.seed,
-                      step, self.device, rows=rows)
-        return gather_rows(buf) if split else buf
+        bufs = []
+        for i, (strategy, param, tr) in enumerate(self.auditors):
+            # the first strategy keeps the stream of one-strategy runs, so their results are unchanged
+            buf = rollout(cap, param or gs.param, gs.neuron_selector, strategy, tr, traj.starts, gs.run.seed,
+                          step, self.device, rows=rows, stream="rollout" if i == 0 else f"rollout{i}")
+            if param is not None:  # another parametrization: its points as the images the model sees (= pixel q)
+                with torch.no_grad():
+                    buf = param.network_input(buf)
+            bufs.append(gather_rows(buf) if split else buf)
+        return torch.cat(bufs)
 
     def _backward_and_step(self, loss: Tensor) -> None:
         """Gradients (averaged across processes), clipping and the optimizer step; fp16 scales the loss."""
