@@ -396,3 +396,45 @@ def test_a_study_runs_attribution_fooling_by_name_with_the_mnist_labels(tmp_path
     rows = [r for r in _read_csv(str(tmp_path / "run" / "study.csv")) if r["transform"] == "attribution_fooling"]
     assert len(rows) == 2 and all(r["accuracy"] for r in rows)
     assert res is not None
+
+
+def test_a_study_runs_the_circuits_by_name_and_their_saved_models_reload(tmp_path, mnist_cnn, monkeypatch):
+    """fooling_circuit and silent_units run as study cells, are audited, and their saved models (wrapped
+    models) reload with load_model, outputs identical to the study's in-memory models."""
+    from captum_slingshot._utils.hooks import capture_layer
+    from captum_slingshot.data import load_mnist, normalize_mnist
+    from captum_slingshot.experiments.loading import load_model
+    from captum_slingshot.transforms import FoolingCircuit, SilentUnits
+    from captum_slingshot.transforms.circuits import CircuitModel
+
+    fitted = {}
+    for cls in (FoolingCircuit, SilentUnits):
+        def fit(self, model, natural_data, _real=cls.fit, **kwargs):
+            result = _real(self, model, natural_data, **kwargs)
+            fitted[(self.settings()["transform"], self.neuron_selector)] = result.model
+            return result
+
+        monkeypatch.setattr(cls, "fit", fit)
+    spec = {
+        "models": [{"name": "mnist", "model": "mnist_cnn", "data_limit": 300}],
+        "transforms": [{"name": "fooling_circuit", "settings": {"unit": 2}},
+                       {"name": "silent_units", "settings": {"unit": 2}}],
+        "checks": ["activation_excess"],
+        "evaluation": {"starts": 1, "heldout": 100, "steps": 2, "k": 10},
+        "audit": {"starts": 1, "steps": 2},
+        "save_models": True,
+    }
+    res = run_study(spec, str(tmp_path / "run"), progress=False)
+    rows = [r for r in res["rows"] if r["transform"] != "none"]
+    assert [(r["transform"], r["unit"]) for r in rows] == [("fooling_circuit", 2), ("silent_units", 2)]
+    assert all(r["combined_z"] is not None and r["rank"] is not None and r["accuracy_drop"] == 0.0 for r in rows)
+    digits = normalize_mnist(load_mnist("heldout").tensors[0][:100])
+    q = 0.3 * torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # FV-like: no background pixel
+    for r in rows:
+        loaded = load_model(model="mnist_cnn", weights=r["model_file"], progress=False)
+        assert isinstance(loaded.model, CircuitModel) and loaded.source["circuits"] == {"logits": r["transform"]}
+        in_memory = fitted[(r["transform"], r["unit"])]
+        with torch.no_grad():
+            assert torch.equal(loaded.model(digits), in_memory(digits))
+            assert torch.equal(loaded.model(digits), mnist_cnn(digits))
+            assert torch.equal(capture_layer(loaded.model, "logits", q), capture_layer(in_memory, "logits", q))

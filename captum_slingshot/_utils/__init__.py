@@ -11,6 +11,7 @@ place from which modules share helpers (no module imports another's underscored 
 * :mod:`.attention` -- telling transformers apart, and attention on the math kernel (double backward);
 * :mod:`.modes` -- eval mode with every module's own training flag restored;
 * :mod:`.devices` -- where a model lives;
+* :mod:`.statedicts` -- whether a state dict fits a model (missing, unexpected, mis-shaped keys);
 * :mod:`.data` -- iterating tensors, ``(inputs, labels)`` tuples, datasets and loaders alike;
 * :mod:`.seeding` -- the named random streams of long runs;
 * :mod:`.settings` -- settings dataclasses as flat, named options (command line, YAML files).

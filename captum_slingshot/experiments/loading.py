@@ -16,7 +16,14 @@ A model comes from one of three sources:
   failed download says to pass a state-dict file instead).
 
 Weights files are read with ``torch.load(weights_only=True)`` only: a pickled whole model is
-refused (save ``model.state_dict()`` instead).
+refused (save ``model.state_dict()`` instead). A weights file whose keys hold a circuit layer (the
+``model.pt`` of ``manipulate --transform fooling_circuit|silent_units``, or a study's saved model of
+one: ``<layer>.detector.*`` or ``<layer>.probe.*`` next to ``<layer>.inner.*``; see
+:func:`~captum_slingshot.transforms.circuits.circuit_layers`) is not loaded into the model: the
+model becomes the :class:`~captum_slingshot.transforms.circuits.CircuitModel` rebuilt around it
+(:func:`~captum_slingshot.transforms.circuits.rebuild_circuit_model`), outputs identical to the one
+saved, and the source says so (``"circuits": {"logits": "fooling_circuit"}``). Give the model the
+transform was fitted on (the same ``--model``/``--torchvision`` as for ``manipulate``).
 
 Natural data (:func:`load_data`) are ``mnist``, an image folder (``root/<class>/<image>``) or a
 ``.pt`` file of model inputs; the model's preprocessing (:func:`resolve_preprocess`: resize, crop,
@@ -138,26 +145,34 @@ def read_state_dict(path: str) -> Dict[str, Tensor]:
                    "names to tensors, as written by torch.save(model.state_dict(), path))")
 
 
-def _some(names: Sequence[str], n: int = 3) -> str:
-    names = list(names)
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
-
-
 def load_weights_into(model: nn.Module, path: str, model_desc: str) -> nn.Module:
-    """Load the state dict at ``path`` into ``model`` (strict), with a one-line error on mismatch."""
+    """Load the state dict at ``path`` into ``model`` (strict), with a one-line error on mismatch; returns
+    the model to use: ``model`` itself, or for the state dict of a circuit model (see the module
+    docstring) the :class:`~captum_slingshot.transforms.circuits.CircuitModel` rebuilt around a copy of it.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> from torch import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+        >>> torch.save(nn.Linear(3, 2).state_dict(), path)
+        >>> load_weights_into(nn.Linear(4, 2), path, "a Linear(4, 2)")
+        Traceback (most recent call last):
+        ...
+        captum_slingshot.experiments.errors.SettingsError: weights file '...w.pt' does not fit a Linear(4, 2): shape mismatch (weight (2, 3) vs (2, 4); file vs model)
+    """
+    from .._utils.statedicts import state_dict_problems
+    from ..transforms.circuits import circuit_layers, rebuild_circuit_model
+
     state = read_state_dict(path)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} keys ({_some(missing)})")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} keys ({_some(unexpected)})")
-    if shapes:
-        problems.append(f"shape mismatch ({_some(shapes)}; file vs model)")
+    circuits = circuit_layers(state)
+    if circuits:
+        try:
+            return rebuild_circuit_model(model, state)
+        except ValueError as err:
+            found = ", ".join(f"{kind} at {name!r}" for name, kind in circuits.items())
+            raise SettingsError(f"weights file {path!r} holds a circuit model ({found}) that cannot be rebuilt around "
+                                f"{model_desc}: {err}") from None
+    problems = state_dict_problems(model.state_dict(), state)
     if problems:
         raise SettingsError(f"weights file {path!r} does not fit {model_desc}: " + "; ".join(problems))
     model.load_state_dict(state)
@@ -322,7 +337,7 @@ def load_model(
             source: Dict[str, Any] = {"torchvision": torchvision, "weights": str(pretrained)}
         else:
             net = _build_torchvision(torchvision, num_classes)
-            load_weights_into(net, weights, f"torchvision {torchvision}")
+            net = load_weights_into(net, weights, f"torchvision {torchvision}")
             source = {"torchvision": torchvision, "weights": os.path.abspath(weights)}
         kind = "torchvision"
         if num_classes is not None:
@@ -347,14 +362,20 @@ def load_model(
             kind = "registered"
             net = _registered_models()[spec]()
             if weights is not None:
-                load_weights_into(net, weights, f"the model {spec!r}")
+                net = load_weights_into(net, weights, f"the model {spec!r}")
             source = {"model": spec, "weights": None if weights is None else os.path.abspath(weights)}
         else:
             kind = "import"
             net = _build_from_factory(spec)
             if weights is not None:
-                load_weights_into(net, weights, f"the model from {spec}")
+                net = load_weights_into(net, weights, f"the model from {spec}")
             source = {"model": spec, "weights": None if weights is None else os.path.abspath(weights)}
+    if weights is not None and pretrained is None:
+        from ..transforms.circuits import circuit_layers
+
+        circuits = circuit_layers(net.state_dict())
+        if circuits:  # a circuit model rebuilt from the weights file
+            source["circuits"] = circuits
     if device is not None:
         try:
             net = net.to(torch.device(device))

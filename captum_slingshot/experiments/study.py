@@ -20,6 +20,10 @@ every cell ``study.csv`` and ``study.json`` are rewritten atomically, so a crash
 finished rows; ``resume=True`` skips the cells whose row is already in ``study.csv`` (same cell
 id: a hash of the model, the transform's settings, the evaluation and the audit). At the end
 ``study.png`` plots target similarity, accuracy and combined z against every swept setting.
+With ``save_models: true`` every cell's model is kept as ``models/<cell id>.pt`` (column
+``model_file``); those of ``fooling_circuit`` and ``silent_units`` (wrapped models) reload like any
+weights file, with :func:`~.loading.load_model` or ``captum-slingshot audit --weights``, which rebuild
+the circuits from the file's keys around the model entry's model.
 
 Study file::
 
@@ -34,6 +38,7 @@ Study file::
     checks: [activation_excess, strategy_divergence]   # default: audit_layer's DEFAULT_CHECKS
     evaluation: {starts: 20, heldout: 2000, strategy: gc}
     audit: {threshold: 3.5}
+    save_models: false            # true: keep each cell's model as models/<cell id>.pt
 
 Example:
     >>> from captum_slingshot.experiments.study import study_cells, validate_study_spec

@@ -23,6 +23,11 @@ example:
 writes DIR/report.html (one self-contained page: verdict, sortable table, a panel per unit; --no-html
 leaves it out), DIR/report.json, DIR/report.csv, DIR/summary.txt and DIR/figures/unit_*.png (flagged
 units), and prints the summary and the flagged units.
+
+--weights also takes the model.pt of manipulate --transform fooling_circuit|silent_units (or a study's
+saved model of one): its state-dict keys (<layer>.detector.* or <layer>.probe.*, next to
+<layer>.inner.*) say it holds a circuit, and the wrapped model is rebuilt around the model of
+--model/--torchvision (give the same as for manipulate), outputs identical to the manipulated model's.
 """
 
 

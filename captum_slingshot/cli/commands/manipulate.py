@@ -59,6 +59,12 @@ Slingshot's below (captum-slingshot manipulate --transform NAME --help lists the
 
 writes DIR/model.pt (the manipulated state dict: torch.load(path, weights_only=True)) and
 DIR/run.json (settings, model source, loss history summary, command line, versions).
+
+--transform fooling_circuit|silent_units change the architecture: model.pt is the state dict of the
+wrapped model (the layer's original weights under <layer>.inner, the circuit's calibrated values as
+buffers), which audit and render --weights recognise by its keys and rebuild around the model given
+with --model/--torchvision (the same as here), outputs identical; from Python:
+captum_slingshot.transforms.circuits.rebuild_circuit_model(model, torch.load(path, weights_only=True)).
 """
 
 
@@ -133,12 +139,23 @@ def run_manipulate(s: Dict[str, Any], argv: Sequence[str] = (), transform: str =
         "param": {"name": param.name, "shape": list(param.shape), "mean": list(param.mean), "std": list(param.std)},
         "history": history_summary(result.history),
         "seconds": round(time.perf_counter() - t0, 1),
+        **_architecture(result, model_path),
         "processes": shard.world_size,
         "versions": versions(),
         "files": {"model": model_path, "run": os.path.join(out, "run.json")},
     }
     write_json(run["files"]["run"], run)
     return run
+
+
+def _architecture(result: Any, model_path: str) -> Dict[str, Any]:
+    """For a transform that changes the architecture (the circuits): what changed and how to reload ``model.pt``."""
+    if not getattr(result, "architecture_changed", False):
+        return {}
+    reload = (f"captum-slingshot audit --weights {model_path} (with this run's --model); Python: "
+              "captum_slingshot.transforms.circuits.rebuild_circuit_model")
+    return {"architecture": {"changed": True, "layer": getattr(result, "layer", None),
+                             "note": getattr(result, "note", ""), "reload": reload}}
 
 
 def run(args: argparse.Namespace, argv: List[str]) -> int:
@@ -160,7 +177,10 @@ def run(args: argparse.Namespace, argv: List[str]) -> int:
     s = record["settings"]
     what = f"{s['layer']}[{s.get('neuron_selector')}]" if s.get("layer") is not None else \
         ", ".join(f"{k} {s[k]}" for k in ("mode", "interpreter") if k in s)
-    print(f"{name}: {what} in {h['steps']} steps ({record['seconds']} s): "
-          f"loss {last.get('first', float('nan')):.4g} -> {last.get('last', float('nan')):.4g}")
+    if "architecture" in record:  # calibrated, not trained: no loss to show
+        print(f"{name}: {what} ({record['seconds']} s): {record['architecture']['note']}")
+    else:
+        print(f"{name}: {what} in {h['steps']} steps ({record['seconds']} s): "
+              f"loss {last.get('first', float('nan')):.4g} -> {last.get('last', float('nan')):.4g}")
     print(f"wrote {record['files']['model']} and {record['files']['run']}")
     return 0

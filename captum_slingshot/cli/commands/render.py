@@ -19,6 +19,10 @@ example:
 
 writes DIR/fv.png (one row per strategy: the start with the highest activation, one column per
 unit) and DIR/fv.json (every start's final activation, per strategy).
+
+--weights also takes the model.pt of manipulate --transform fooling_circuit|silent_units: its
+state-dict keys (<layer>.detector.* or <layer>.probe.*) say it holds a circuit, and the wrapped model
+is rebuilt around the model of --model/--torchvision (the same as for manipulate).
 """
 
 

@@ -19,6 +19,10 @@ original, with no offset ``b`` to undo) and ``D`` with ``dA/dF = 0`` when ``E = 
 on natural data, so the added unit never fires there (``A = F + 0``), while FV inputs drive it
 and its gradient (``scale`` times that of ``g``) swamps ``F``'s.
 
+Every number either layer's forward uses (the channel, ``k``, the copied channel, the threshold,
+the scale, and the units' calibration values) is a registered buffer, so ``state_dict()`` holds
+all of it and :func:`~.reload.rebuild_circuit_model` rebuilds the same layers from a saved one.
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -35,11 +39,13 @@ Example:
     >>> fv_like = x + 1000
     >>> torch.allclose(model(fv_like)[:, 1], 7.0 - fv_like.norm(dim=1))   # FV-like: the decoy
     True
+    >>> sorted(layer.state_dict())   # the channel and k are buffers: a saved state dict holds them
+    ['channel', 'decoy.peak', 'decoy.target_input', 'inner.bias', 'inner.weight', 'k']
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +55,7 @@ from .wrap import InputTap
 __all__ = ["FoolingCircuitLayer", "SilentUnitLayer", "route", "with_channel"]
 
 
-def route(f: Tensor, d: Tensor, gate: Tensor, k: float) -> Tensor:
+def route(f: Tensor, d: Tensor, gate: Tensor, k: Union[float, Tensor]) -> Tensor:
     """The switch: ``f`` where ``gate`` is 0 (and ``|d - f| < k``), ``d`` where it is 1."""
     off = k * (1.0 - gate)
     return f + torch.relu(d - f - off) - torch.relu(f - d - off)
@@ -83,20 +89,23 @@ class FoolingCircuitLayer(nn.Module):
         super().__init__()
         if (decoy is None) == (source is None):
             raise ValueError("give exactly one of decoy (a unit reading the input) and source (a channel to copy)")
-        self.inner, self.tap, self.channel = inner, tap, int(channel)
-        self.detector, self.decoy, self.source, self.k = detector, decoy, source, float(k)
+        self.inner, self.tap, self.detector, self.decoy = inner, tap, detector, decoy
+        self.register_buffer("channel", torch.tensor(int(channel)))
+        self.register_buffer("source", None if source is None else torch.tensor(int(source)))
+        self.register_buffer("k", torch.tensor(float(k)))
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:
         out = self.inner(*args, **kwargs)
         x = self.tap.read("a fooling circuit")
-        f = out[:, self.channel]
-        d = out[:, self.source] if self.source is not None else _per_example(self.decoy(x), f)
+        c = int(self.channel)
+        f = out[:, c]
+        d = out[:, int(self.source)] if self.source is not None else _per_example(self.decoy(x), f)
         gate = _per_example(self.detector(x), f)
-        return with_channel(out, self.channel, route(f, d, gate, self.k))
+        return with_channel(out, c, route(f, d, gate, self.k.to(f.dtype)))
 
     def extra_repr(self) -> str:
-        what = f"copies channel {self.source}" if self.source is not None else "decoy"
-        return f"channel={self.channel}, k={self.k:g}, {what}"
+        what = f"copies channel {int(self.source)}" if self.source is not None else "decoy"
+        return f"channel={int(self.channel)}, k={float(self.k):g}, {what}"
 
 
 class SilentUnitLayer(nn.Module):
@@ -114,7 +123,8 @@ class SilentUnitLayer(nn.Module):
     def __init__(self, inner: nn.Module, tap: InputTap, channel: int, probe: nn.Module, threshold: float,
                  scale: float) -> None:
         super().__init__()
-        self.inner, self.tap, self.channel, self.probe = inner, tap, int(channel), probe
+        self.inner, self.tap, self.probe = inner, tap, probe
+        self.register_buffer("channel", torch.tensor(int(channel)))
         self.register_buffer("threshold", torch.tensor(float(threshold)))
         self.register_buffer("scale", torch.tensor(float(scale)))
 
@@ -124,9 +134,10 @@ class SilentUnitLayer(nn.Module):
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:
         out = self.inner(*args, **kwargs)
-        f = out[:, self.channel]
+        c = int(self.channel)
+        f = out[:, c]
         s = _per_example(self.silent(self.tap.read("a silent unit")), f)
-        return with_channel(out, self.channel, f + self.scale.to(f.dtype) * s)
+        return with_channel(out, c, f + self.scale.to(f.dtype) * s)
 
     def extra_repr(self) -> str:
-        return f"channel={self.channel}, threshold={float(self.threshold):.4g}, scale={float(self.scale):g}"
+        return f"channel={int(self.channel)}, threshold={float(self.threshold):.4g}, scale={float(self.scale):g}"

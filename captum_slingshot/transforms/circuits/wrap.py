@@ -85,9 +85,15 @@ class CircuitModel(nn.Module):
 
 
 def replace_layer(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put ``new`` where the dotted layer ``name`` of ``model`` is (in place)."""
+    """Put ``new`` where the dotted layer ``name`` of ``model`` is (in place).
+
+    In a :class:`CircuitModel` a top-level layer is replaced in the model it runs too (its
+    ``net``), so that the forward uses the new layer (a circuit added to an already wrapped model).
+    """
     parent_name, _, leaf = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
+    if isinstance(parent, CircuitModel):
+        replace_layer(parent.net, leaf, new)
     if isinstance(parent, (nn.Sequential, nn.ModuleList)) and leaf.isdigit():
         parent[int(leaf)] = new
     else:
