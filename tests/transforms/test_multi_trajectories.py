@@ -78,3 +78,19 @@ def test_another_parametrization_needs_the_pixel_attacker():
     with pytest.raises(ValueError, match="pixel"):
         trajectory_auditors(Trajectories("gc+gc@lucent_fourier"), fourier)
     assert len(trajectory_auditors(Trajectories("gc+adam"), fourier)) == 2  # same parametrization: fine
+
+
+def test_capping_every_auditor_keeps_adams_fv_lower_than_capping_gc_alone():
+    # faint natural inputs: the unit's natural range is narrow and every auditor's FV climbs far above it
+    from captum_slingshot.fv import render
+    from captum_slingshot.transforms import ActivationCap
+
+    model, data = _model(), 0.05 * torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    def capped(strategy):
+        gs = _gs(strategy, steps=30)
+        return gs.replace(preservation=Preservation(batch_size=8, activation_cap=ActivationCap(weight=50.0))).fit(
+            model, data).model
+
+    adam_top = lambda m: float(render(m, "3", 0, PARAM, "adam", n_starts=4, steps=10).activations.max())
+    assert adam_top(capped("gc+adam")) < adam_top(capped("gc"))
