@@ -57,8 +57,9 @@ Usage::
 ``--quick`` runs one model per family (every family; on RGB one slingshot and one push-down)
 with 2 clean models per dataset (31 minutes on 2 cores); ``--smoke`` shrinks steps and renders and
 keeps one clean model per dataset (the tests). Writes ``units.csv`` (every unit's z-scores),
-``matrix.csv`` (families x checks), ``matrix.png`` (the heat-map), ``attacks.json`` (each attack's
-success measure, accuracy and time) and ``metrics.json``; ends with ``metric <name> <value>`` lines.
+``matrix.csv`` (families x checks), ``matrix.png`` (the heat-map), ``adaptive_fvs.png`` (what the
+adaptive attackers' FVs look like), ``attacks.json`` (each attack's success measure, accuracy and
+time) and ``metrics.json``; ends with ``metric <name> <value>`` lines.
 """
 
 from __future__ import annotations
@@ -447,6 +448,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
         print(f"{name} ({d} {layer}): flagged {[int(u) for u in rep.flagged]}"
               + ("" if attack is None else f" (manipulated: {attack.unit})"), flush=True)
     t_audit = (time.perf_counter() - t0) / max(1, len(jobs))
+    shown = {name: model for name, _, _, model, _ in jobs if name in FIGURE_ATTACKS}
+    if shown and not args.smoke:
+        adaptive_figure(dict({"clean": datasets["mnist"].base(0)}, **shown), os.path.join(args.out, "adaptive_fvs.png"))
     return report(rows, outcome, suite, checks, args.out, t_manip / max(1, len(suite)), t_audit)
 
 
@@ -534,6 +538,37 @@ def report(rows: List[Dict[str, Any]], outcome: Dict[str, Dict[str, Any]], suite
     for k, v in metrics.items():
         print(f"metric {k} {v:.4f}")
     return metrics
+
+
+#: the models of MNIST logit 0 shown side by side in ``adaptive_fvs.png`` (those the run has)
+FIGURE_ATTACKS = ("gc-u0-cross", "cap-u0-cross", "str-u0-cross-2k", "all-u0-cross-2k")
+
+
+def adaptive_figure(models: Dict[str, torch.nn.Module], path: str, unit: int = 0) -> None:
+    """GC, TR and Adam FVs (one start) of logit ``unit``: the clean model, then each model of
+    :data:`FIGURE_ATTACKS` given -- what each adaptive attacker's FV looks like to the auditor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strategies = ("gc", "tr", "adam")
+    fig, axes = plt.subplots(len(models), len(strategies), figsize=(4.6, 1.6 * len(models) + 0.3), squeeze=False)
+    for i, (name, model) in enumerate(models.items()):
+        for j, s in enumerate(strategies):
+            fv = render(model, "logits", unit, MNIST_PARAM, s, n_starts=1, seed=1)
+            ax = axes[i, j]
+            ax.imshow(fv.images[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(s.upper() if s != "adam" else "Adam", fontsize=9)
+        axes[i, 0].set_ylabel(name, fontsize=7)
+    fig.suptitle(f"FVs of MNIST logit {unit} (target: a cross)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def write_csv(path: str, rows: List[Dict[str, Any]]) -> None:
