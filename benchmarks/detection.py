@@ -450,6 +450,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     t_audit = (time.perf_counter() - t0) / max(1, len(jobs))
     shown = {name: model for name, _, _, model, _ in jobs if name in FIGURE_ATTACKS}
     if shown and not args.smoke:
+        os.makedirs(args.out, exist_ok=True)
         adaptive_figure(dict({"clean": datasets["mnist"].base(0)}, **shown), os.path.join(args.out, "adaptive_fvs.png"))
     return report(rows, outcome, suite, checks, args.out, t_manip / max(1, len(suite)), t_audit)
 
