@@ -55,7 +55,7 @@ Usage::
     python benchmarks/detection.py [--quick] [--families a,b] [--out runs/detection]
 
 ``--quick`` runs one model per family (every family; on RGB one slingshot and one push-down)
-with 2 clean models per dataset (31 minutes on 2 cores); ``--smoke`` shrinks steps and renders and
+with 2 clean models per dataset (15 minutes on 2 cores from an empty cache); ``--smoke`` shrinks steps and renders and
 keeps one clean model per dataset (the tests). Writes ``units.csv`` (every unit's z-scores),
 ``matrix.csv`` (families x checks), ``matrix.png`` (the heat-map), ``adaptive_fvs.png`` (what the
 adaptive attackers' FVs look like), ``attacks.json`` (each attack's success measure, accuracy and
