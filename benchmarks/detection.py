@@ -85,7 +85,7 @@ from captum_slingshot.fv import MNIST_MEAN, MNIST_STD, PixelParam, render
 from captum_slingshot.metrics import accuracy, auroc, class_shares, kendall_tau, unit_activations
 from captum_slingshot.models import pretrained_mnist_cnn, train_classifier
 from captum_slingshot.paths import atomic_path, models_dir, save_state_dict
-from captum_slingshot.transforms import load_target
+from captum_slingshot.transforms import load_target, packaged_target
 
 #: family -> (group, what it is); the groups were fixed before any result (module docstring)
 FAMILIES: Dict[str, Tuple[str, str]] = {
@@ -354,8 +354,7 @@ def success(attack: Attack, model, ds: Dataset, n_starts: int, steps: Optional[i
 
 
 def attack_target(attack: Attack, base, ds: Dataset):
-    from captum_slingshot.transforms import packaged_target
-
+    """The image the attack aims the unit's FV at: its packaged target, or for ``copy_unit`` the copied unit's FV."""
     if attack.target is not None:
         return packaged_target(attack.target)
     # copy_unit: the decoy is the FV of the copied unit under the original model

@@ -25,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["FlatOption", "setting", "options_of", "flat_values", "KINDS", "is_none"]
+__all__ = ["FlatOption", "setting", "options_of", "flat_values", "KINDS", "is_none", "check_positive"]
 
 #: what a flat option holds
 KINDS = ("int", "float", "bool", "text", "ints", "floats", "selector", "tensor")
@@ -165,3 +165,17 @@ def flat_values(obj: Any, skip: Iterable[str] = ()) -> Dict[str, Any]:
         if opt is not None and f.name not in skip:
             out[opt.name] = getattr(obj, f.name)
     return out
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive number (an int, not a bool, with ``integer``).
+
+    Example:
+        >>> check_positive("steps", 0, integer=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: steps must be a positive integer, got 0
+    """
+    ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")

@@ -8,17 +8,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-from ..._utils.settings import setting
+from ..._utils.settings import check_positive, setting
 
 __all__ = ["Training"]
-
-
-def _positive(name: str, value: Any, integer: bool = False) -> None:
-    ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
 
 
 @dataclass
@@ -48,6 +42,6 @@ class Training:
     progress: bool = setting(True, "hide progress bars", flat="progress", kind="bool")
 
     def __post_init__(self) -> None:
-        _positive("lr", self.lr)
+        check_positive("lr", self.lr)
         for name in ("batch_size", "steps", "checkpoint_every"):
-            _positive(name, getattr(self, name), integer=True)
+            check_positive(name, getattr(self, name), integer=True)

@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from torch import nn
 
-from ..._utils.settings import FlatOption, flat_values, options_of
+from ..._utils.settings import FlatOption, check_positive, flat_values, options_of
 from ..base import ModelTransform, TransformResult
-from .config import Training, check_positive
+from .config import Training
 from .trainer import PRESERVE, Callback, Objective, PeerRun
 
 __all__ = ["PeerAttack"]

@@ -9,25 +9,11 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-from ..._utils.settings import setting
+from ..._utils.settings import check_positive, setting
 
-__all__ = ["Training", "Ranking", "check_positive"]
-
-
-def check_positive(name: str, value: Any, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive number (an int, not a bool, with ``integer``).
-
-    Example:
-        >>> check_positive("steps", 0, integer=True)
-        Traceback (most recent call last):
-        ...
-        ValueError: steps must be a positive integer, got 0
-    """
-    ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+__all__ = ["Training", "Ranking"]
 
 
 @dataclass

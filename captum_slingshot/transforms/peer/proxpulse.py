@@ -53,13 +53,13 @@ from typing import Any, Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..._utils.settings import setting
+from ..._utils.settings import check_positive, setting
 from ...fv.param import Parametrization
 from ..base import register_transform
 from ..slingshot.losses import tensor_digest
 from ..target import TargetLike, load_target
 from .base import PeerAttack
-from .config import Training, check_positive
+from .config import Training
 from .losses import pulse_loss, pulse_point
 from .trainer import PRESERVE, PeerRun
 
