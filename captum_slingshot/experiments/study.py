@@ -14,6 +14,16 @@ transform × grid point (a *cell*) :func:`run_study` manipulates the model (the 
   per-check robust z, combined z, rank in the layer (1 = most suspicious), flagged or not, and
   how many other units were flagged.
 
+Cells of ``attribution_fooling`` also get attribution fooling's view (METHOD.md §5, by
+:func:`~captum_slingshot.evaluation.evaluate_fooling` on the held-out inputs): ``fsr``, the Fooling
+Success Rate of the interpreter trained against (the mean over several joined by ``+``);
+``fsr_transfer``, the mean FSR of :data:`FOOLING_TRANSFER`'s interpreters not trained against;
+``fsr_empty``, the share of the trained interpreter's maps without positive relevance. Their
+accuracy drop is the ``accuracy_drop`` column every row has (a fraction, like the others). Active
+fooling is measured on two-class composites of the held-out inputs (their labels, or the original
+model's predictions when they have none). Other rows leave these columns empty, and studies
+without attribution fooling do not have them.
+
 Each model also gets unmanipulated baseline rows (transform ``none``): the original model,
 evaluated and audited the same way, once per unit/target pair its cells manipulate. After
 every cell ``study.csv`` and ``study.json`` are rewritten atomically, so a crash keeps the
@@ -86,7 +96,7 @@ from .options import (
 )
 
 __all__ = ["load_study_spec", "validate_study_spec", "study_cells", "study_columns", "swept_keys", "run_study",
-           "format_rows", "StudyCell", "study_transform_options"]
+           "format_rows", "StudyCell", "study_transform_options", "FOOLING_TRANSFER"]
 
 _TOP_KEYS = ("models", "transforms", "checks", "evaluation", "audit", "save_models")
 _TRANSFORM_KEYS = ("name", "label", "settings", "grid")
@@ -97,6 +107,10 @@ _MODEL_SETTING_OPTIONS = MODEL_OPTIONS + DATA_OPTIONS + PARAM_OPTIONS + [
 _MODEL_SETTING_KEYS = tuple(o.name for o in _MODEL_SETTING_OPTIONS)
 #: options a study sets itself for every cell, or that do not change a cell's result (left out of its id)
 _RUN_KEYS = ("out", "resume", "progress", "checkpoint_path", "checkpoint_every")
+#: the interpreters whose mean FSR is an attribution-fooled model's transfer (those not trained against)
+FOOLING_TRANSFER = ("grad_cam", "lrp_epsilon", "saliency", "input_x_gradient")
+#: the columns of attribution fooling's cells (only in studies that run it)
+_FOOLING_COLUMNS = ["fsr", "fsr_transfer", "fsr_empty"]
 
 _MODEL_OPTIONS = [
     FlatOption("name", "name of the model in the study's rows", None, "text", optional=True),
@@ -434,11 +448,18 @@ def study_columns(spec: Dict[str, Any]) -> List[str]:
         cols += ["fv_lpips", "fv_lpips_std"]
     cols += ["fv_activation", "accuracy", "accuracy_original", "accuracy_drop", "auroc", "auroc_original",
              "auroc_drop", "jaccard_top_k"]
+    if _fools(spec):
+        cols += _FOOLING_COLUMNS
     cols += [f"z_{c}" for c in spec["checks"]]
     cols += ["combined_z", "rank", "n_units", "flagged", "n_other_flagged", "loss_first", "loss_last", "seconds"]
     if spec["save_models"]:
         cols.append("model_file")
     return cols + ["settings"]
+
+
+def _fools(spec: Dict[str, Any]) -> bool:
+    """Some transform of the study is attribution fooling (its rows get the FSR columns)."""
+    return any(t["name"] == "attribution_fooling" for t in spec["transforms"])
 
 
 # -- models and data --------------------------------------------------------------------------------
@@ -531,6 +552,78 @@ def _evaluate(model, p: _Prepared, unit: Any, target: Tensor, ev: Dict[str, Any]
            for m in (model, p.loaded.model)]
     out["jaccard_top_k"] = jaccard(top[0], top[1])
     return out
+
+
+def _heldout_labels(p: _Prepared, batch: int) -> Tensor:
+    """The held-out labels, or the original model's predictions when the held-out data have none."""
+    if p.heldout_y is not None:
+        return p.heldout_y
+    model, x = p.loaded.model, p.heldout_x
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([model(x[s:s + batch].to(device)).argmax(1).cpu() for s in range(0, len(x), batch)])
+
+
+def _fooling_inputs(p: _Prepared, classes: Sequence[int], ev: Dict[str, Any]) -> Tensor:
+    """Active fooling's held-out images that contain both ``classes``: as many two-class composites
+    of the held-out inputs as there are held-out inputs (as the transform makes its fooling set)."""
+    from ..data import two_class_composites
+
+    x = p.heldout_x
+    try:
+        composites, _ = two_class_composites(x, _heldout_labels(p, int(ev["max_batch"])), tuple(classes), len(x),
+                                             seed=int(ev["seed"]), background=float(x.min()))
+    except ValueError as err:
+        raise StudyError(f"model {p.entry.get('name')!r}: cannot make active fooling's held-out images of classes "
+                         f"{tuple(classes)}: {err}") from None
+    return composites
+
+
+def _applies(interpreter: str, model, layer: Optional[str]) -> bool:
+    """``interpreter`` can explain ``model`` (Grad-CAM needs a convolution or a given layer)."""
+    from ..attributions.interpreters import INTERPRETERS, make_interpreter
+
+    try:
+        make_interpreter(interpreter, model, layer if INTERPRETERS.get(interpreter).layer_method else None)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+    return True
+
+
+def _fooling(model, p: _Prepared, s: Dict[str, Any], ev: Dict[str, Any]) -> Dict[str, Any]:
+    """The FSR columns of an attribution fooling cell (settings ``s``; see the module docstring)."""
+    from ..evaluation import evaluate_fooling
+    from ..transforms.fooling.trainer import read_mask
+
+    trained = [n.strip() for n in str(s["interpreter"]).split("+") if n.strip()]
+    layer = s.get("interpreter_layer")
+    others = [n for n in FOOLING_TRANSFER if n not in trained and _applies(n, p.loaded.model, layer)]
+    region = s.get("region") or "frame"
+    if isinstance(region, str) and os.path.isfile(region):
+        region = read_mask(region)
+    batch = min(int(ev["max_batch"]), 128)  # maps keep a graph: evaluate_fooling's default batch at most
+    active = s["mode"] == "active"
+    r = evaluate_fooling(model, p.loaded.model, (p.heldout_x, _heldout_labels(p, batch)), s["mode"], trained + others,
+                         layer=layer, region=region, classes=s.get("classes"),
+                         fooling_inputs=_fooling_inputs(p, s["classes"], ev) if active else None,
+                         top_fraction=float(s["top_fraction"]), max_examples_per_batch=batch)
+
+    def mean(values: Dict[str, float], names: Sequence[str]) -> Optional[float]:
+        return sum(values[n] for n in names) / len(names) if names else None
+
+    return {"fsr": mean(r["fsr"], trained), "fsr_transfer": mean(r["fsr"], others),
+            "fsr_empty": mean(r["empty"], trained)}
+
+
+def _check_fooling_data(cells: Sequence[StudyCell], prepared: Sequence[_Prepared], ev: Dict[str, Any]) -> None:
+    """Active fooling cells can be measured: their classes are in the held-out data (fails before any cell)."""
+    seen = set()
+    for c in cells:
+        if c.transform_name == "attribution_fooling" and c.settings.get("mode") == "active":
+            key = (c.model_index, tuple(c.settings["classes"]))
+            if key not in seen:
+                seen.add(key)
+                _fooling_inputs(prepared[c.model_index], key[1], ev)
 
 
 def _audit(model, p: _Prepared, spec: Dict[str, Any], check_kwargs: Dict[str, Any]):
@@ -629,6 +722,9 @@ def _run_cell(cell: StudyCell, p: _Prepared, spec: Dict[str, Any], check_kwargs:
     else:
         report = _audit(model, p, spec, check_kwargs)
     row = _row(cell, ev, _detection(report, cell.unit, spec["checks"]), columns)
+    if cell.transform_name == "attribution_fooling":
+        status("scoring the fooling")
+        row.update(_fooling(model, p, cell.settings, spec["evaluation"]))
     losses = history.get("loss") or []
     row.update(loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
                seconds=round(time.perf_counter() - t0, 2))
@@ -778,7 +874,8 @@ def _write_html(path: str, rows: List[Dict[str, Any]], spec: Dict[str, Any], fig
 
     keys = [k for k in swept_keys(spec) if k not in ("unit", "target")]
     cols = (["model", "transform", "unit", "target"] + keys +
-            ["fv_ssim", "fv_mse", "accuracy", "accuracy_drop", "auroc", "jaccard_top_k", "combined_z", "rank", "flagged"])
+            ["fv_ssim", "fv_mse", "accuracy", "accuracy_drop", "auroc", "jaccard_top_k"] +
+            (_FOOLING_COLUMNS if _fools(spec) else []) + ["combined_z", "rank", "flagged"])
     table_rows, flags = [], []
     for r in rows:
         cells: List[Any] = []
@@ -837,6 +934,7 @@ def run_study(spec: Dict[str, Any], out: str, resume: bool = False, progress: bo
     columns = study_columns(spec)
     check_kwargs = _check_kwargs(spec, warn)
     prepared = [_prepare(m, spec["evaluation"]) for m in spec["models"]]
+    _check_fooling_data(cells, prepared, spec["evaluation"])
     os.makedirs(out, exist_ok=True)
     earlier = _read_done(out) if resume else {}
     done = {c.key: earlier[c.key] for c in cells if c.key in earlier}
