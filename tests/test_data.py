@@ -194,3 +194,26 @@ def test_photo_crops_are_seeded_split_and_checked():
         photo_crops(1, photos=("mona_lisa",))
     with pytest.raises(ValueError, match="is not an RGB image"):
         photo_crops(1, photos=("camera",))
+
+
+def test_photo_crops_band_picks_the_rows_and_is_checked():
+    from captum_slingshot.data import photo_crops
+    from captum_slingshot.data.photos import _crops
+
+    photos = ("astronaut",)  # 512 rows: the band (0.6, 0.75) is rows 307-384
+    default, _ = photo_crops(2, "heldout", size=24, seed=1, photos=photos)
+    same, _ = photo_crops(2, "heldout", size=24, seed=1, photos=photos, band=(0.75, 1.0))
+    assert torch.equal(default, same)  # the split's own rows, spelled out
+    import skimage.data
+
+    img = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1).float() / 255
+    for _, crop, _ in _crops(4, "train", 1, photos, band=(0.6, 0.75)):
+        side = crop.shape[-1]
+        rows = [y0 for y0 in range(307, 384 - side + 1)
+                if any(torch.equal(crop[0], img[:, y0:y0 + side, x0:x0 + side]) for x0 in range(0, 512 - side + 1))]
+        assert rows, "a band crop must come from the band's rows"
+    for bad in ((0.8, 0.6), (-0.1, 0.5), (0.5, 1.2), "top"):
+        with pytest.raises(ValueError, match="band must"):
+            photo_crops(1, band=bad, photos=photos)
+    with pytest.raises(ValueError, match="widen the band"):
+        photo_crops(1, band=(0.5, 0.55), photos=photos)

@@ -26,7 +26,21 @@ SKIMAGE_PHOTOS: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "
                                    "hubble_deep_field", "immunohistochemistry", "retina")
 
 
-def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...]) -> Iterator[Tuple[int, Tensor, bool]]:
+def _band(split: str, band: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+    """The rows ``(top, bottom)`` of each photo to crop from, as fractions of its height."""
+    if band is None:
+        return (0.0, 0.75) if split == "train" else (0.75, 1.0)
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"band must be two fractions of the photo's height (top, bottom), got {band!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"band must satisfy 0 <= top < bottom <= 1 (fractions of the photo's height), got {band!r}")
+    return lo, hi
+
+
+def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...],
+           band: Optional[Tuple[float, float]] = None) -> Iterator[Tuple[int, Tensor, bool]]:
     """``(photo index, crop (1, 3, side, side) in [0, 1], flip it?)`` for every crop, in order."""
     import numpy as np
 
@@ -38,6 +52,7 @@ def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...]) -> 
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     if int(n_per_photo) < 1:
         raise ValueError(f"n_per_photo must be at least 1, got {n_per_photo}")
+    lo, hi = _band(split, band)
     unknown = [p for p in photos if not callable(getattr(skimage.data, p, None))]
     if unknown:
         raise ValueError(f"skimage.data has no photo {unknown[0]!r}; e.g. {', '.join(SKIMAGE_PHOTOS)}")
@@ -49,8 +64,10 @@ def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...]) -> 
             raise ValueError(f"skimage.data.{name}() is not an RGB image (shape {arr.shape})")
         img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
         h, w = img.shape[1:]
-        cut = int(0.75 * h)
-        top, bottom = (0, cut) if split == "train" else (cut, h)
+        top, bottom = int(lo * h), int(hi * h)
+        if bottom - top < 48:
+            raise ValueError(f"band {band!r} leaves {bottom - top} rows of skimage.data.{name}() ({h} rows); crops "
+                             "need at least 48: widen the band")
         for _ in range(int(n_per_photo)):
             side = int(g.integers(48, min(160, bottom - top, w) + 1))
             y0 = int(g.integers(top, bottom - side + 1))
@@ -71,6 +88,7 @@ def photo_crops(
     size: int = 64,
     seed: int = 0,
     photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
+    band: Optional[Tuple[float, float]] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Random square crops of scikit-image's sample photos: offline natural RGB data.
 
@@ -85,6 +103,9 @@ def photo_crops(
         seed: seeds the crops (the held-out split uses ``seed + 10000``).
         photos: names of ``skimage.data`` functions that return RGB(A) images (or tuples whose
             first item is one).
+        band: ``(top, bottom)``, fractions of each photo's height to crop from instead of the
+            split's own rows (e.g. ``(0.6, 0.75)`` for a validation band next to the held-out
+            rows); the split still picks the seed stream.
 
     Returns:
         ``(images, labels)``: images ``(len(photos) * n_per_photo, 3, size, size)`` in ``[0, 1]``,
@@ -92,7 +113,8 @@ def photo_crops(
 
     Raises:
         ImportError: scikit-image is not installed.
-        ValueError: an unknown split or photo, ``n_per_photo`` or ``size`` below 1.
+        ValueError: an unknown split or photo, ``n_per_photo`` or ``size`` below 1, a band outside
+            ``0 <= top < bottom <= 1`` or narrower than 48 rows of a photo.
 
     Example:
         >>> x, y = photo_crops(2, "heldout", size=32, photos=("astronaut", "coffee"))
@@ -102,7 +124,7 @@ def photo_crops(
     if int(n_per_photo) < 1 or int(size) < 1:
         raise ValueError(f"n_per_photo and size must be at least 1, got {n_per_photo} and {size}")
     xs, ys = [], []
-    for label, crop, flip in _crops(n_per_photo, split, seed, photos):
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band):
         crop = _resized(crop, int(size))
         xs.append(crop.flip(-1) if flip else crop)
         ys.append(label)
@@ -116,6 +138,7 @@ def write_photo_folder(
     size: Optional[int] = None,
     seed: int = 0,
     photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
+    band: Optional[Tuple[float, float]] = None,
 ) -> Path:
     """Write crops of scikit-image's photos as an image folder: ``root/<photo>/<split>_<i>.png``.
 
@@ -131,6 +154,8 @@ def write_photo_folder(
         size: side to resize every crop to, or ``None`` to keep their own sizes.
         seed: seeds the crops.
         photos: names of ``skimage.data`` photos (see :data:`SKIMAGE_PHOTOS`).
+        band: ``(top, bottom)`` fractions of each photo's height instead of the split's rows
+            (see :func:`photo_crops`).
 
     Returns:
         ``root`` as a :class:`~pathlib.Path`.
@@ -147,7 +172,7 @@ def write_photo_folder(
         raise ValueError(f"size must be at least 1 (or None), got {size}")
     root = Path(root).expanduser()
     count: dict = {}
-    for label, crop, flip in _crops(n_per_photo, split, seed, photos):
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band):
         crop = _resized(crop, int(size)) if size is not None else crop[0]
         crop = (crop.flip(-1) if flip else crop).clamp(0, 1)
         pixels = crop.mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
