@@ -26,14 +26,18 @@ Protocol, fixed before the reported runs:
   **Held out**: the adaptive attack on the disagreement check (``location``, trained against
   ``grad_cam+lrp_epsilon`` together) is reported on its own, never pooled or used for a choice.
 * **RGB** (skipped by ``--quick``): ``SmallRGBCNN`` (width 16) trained on scikit-image photo crops
-  (64 px, one class per photo; :data:`RGB_SPLIT`: 120 train and 30 *validation* crops per photo,
-  both from the top 75 % of each photo, and 40 held-out *test* crops per photo from the bottom
-  25 %), every mode x trained interpreter; active fooling swaps photos 0 and 1 on composites of two
-  crops. The settings of :data:`RGB_SETTINGS` (and the model's :data:`RGB_EPOCHS`) were chosen on
-  the validation crops by ``--tune-rgb`` (grid :data:`RGB_GRID`, scored after each of
-  :data:`RGB_CHECKPOINTS` steps; rule: the fewest steps with validation FSR >= 0.9, else >= 0.8,
-  and an accuracy drop <= 2 points); the RGB numbers reported are measured once on the held-out
-  test crops, never used for choosing.
+  (64 px, one class per photo) and their mirror images, SGD then Adam until it stops moving
+  (:data:`RGB_SETTLE_STEPS`). :data:`RGB_SPLIT` crops per photo from three
+  disjoint bands of each photo's height (:data:`RGB_BANDS`): train (20-75 %), *validation* (the top
+  20 %) and held-out *test* (the bottom 25 %). Every mode x trained interpreter; active fooling swaps
+  photos 0 and 1 on composites of two crops. The fooling runs keep the predictions on the model's own
+  training data (cross-entropy, or distillation to the original). The settings of
+  :data:`RGB_SETTINGS` (preservation, learning rate, ``lambda``, steps) were chosen on the
+  validation crops by ``--tune-rgb`` (grid :data:`RGB_GRID`, scored after each of
+  :data:`RGB_CHECKPOINTS` steps; rule: validation FSR >= 0.9, else >= 0.8, with a validation
+  accuracy drop <= 1 point, the model that kept most validation predictions winning); the RGB numbers reported are measured once on the
+  held-out test crops, never used for choosing. The base model depends on torch's thread count:
+  the reported numbers use ``CS_THREADS=1``.
 
 Usage::
 
@@ -56,7 +60,6 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from captum_slingshot.attributions import make_interpreter, normalize_maps
@@ -66,6 +69,7 @@ from captum_slingshot.evaluation import evaluate_fooling
 from captum_slingshot.metrics import accuracy, auroc
 from captum_slingshot.models import SmallRGBCNN, pretrained_mnist_cnn, train_classifier
 from captum_slingshot.transforms import AttributionFooling
+from captum_slingshot.transforms.finetune import keep_loss
 from captum_slingshot.transforms.fooling import Training
 
 INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency", "input_x_gradient")
@@ -82,34 +86,57 @@ SETTINGS: Dict[Tuple[str, str], Dict[str, Any]] = {
     ("active", "grad_cam"): dict(lr=1e-3, fooling_weight=1.0, steps=800),
     ("active", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=800),
 }
-#: the RGB model's crops per photo: train and validation (both from the top 75 % of each photo, disjoint crops),
-#: held-out test (the bottom 25 %); validation is for ``--tune-rgb``, the test crops only for the report
-RGB_SPLIT = (120, 30, 40)
-#: epochs of the RGB model (SGD lr 1e-2, batch 32) over the train crops and their mirror images; chosen on the
-#: validation crops (accuracy 0.925 with the earlier 15 epochs on the crops alone, 0.938 with 30, 0.988 like this)
+#: the RGB model's crops per photo: train, validation and held-out test. They come from three disjoint bands of each
+#: photo's height (:data:`RGB_BANDS`): the validation band does not overlap the train band, so that a choice made on
+#: it sees a shift like the report's (the earlier validation crops shared the train region and understated the
+#: held-out accuracy cost by 2 to 4 points). It is the top band, so that the train band stays next to the held-out
+#: one. Validation is for ``--tune-rgb``, test only for the report
+RGB_SPLIT = (120, 40, 40)
+#: (top, bottom) fractions of each photo's height: train, validation, held-out test (``photo_crops``' heldout rows)
+RGB_BANDS = ((0.2, 0.75), (0.0, 0.2), (0.75, 1.0))
+#: epochs of the RGB model (SGD lr 1e-2, batch 32) over the train crops and their mirror images (an earlier
+#: validation split: 0.925 with 15 epochs on the crops alone, 0.938 with 30, 0.988 like this), then
+#: RGB_SETTLE_STEPS of Adam (lr 1e-3, batch 32, cross-entropy, the fine-tunes' optimizer) until the model stops
+#: moving. Without them the model was not converged: a plain cross-entropy fine-tune of 100 steps, no fooling at all,
+#: changed 21 % of its validation predictions (and raised validation accuracy from 61.6 to 73.8 %), so the fooling
+#: runs' accuracy cost was mostly unfinished training. With 3 000 steps: validation accuracy 81.6 %, and a further
+#: 300-step distillation-only fine-tune keeps 96.6 % of the validation predictions (cross-entropy only: 94.1 %)
 RGB_EPOCHS = 30
-#: ``--tune-rgb``'s grid: (lr, lambda) pairs, each scored on the validation crops after each checkpoint's steps (up to
-#: RGB_MAX_STEPS of the trained interpreter). A first round (lr 1e-3, lambda 30 / 10 / 3, up to 1 500 / 1 000 steps)
-#: chose location/grad_cam and topk/grad_cam (lambda 30, 200 steps) and showed lambda 30 costing 4 to 18 points of
-#: validation accuracy elsewhere; it was stopped for time, and the other cells were tuned on this grid
-RGB_GRID: Tuple[Tuple[float, float], ...] = ((1e-3, 10.0), (3e-4, 10.0))
-RGB_CHECKPOINTS = (100, 200, 300, 500, 750)
-RGB_MAX_STEPS = {"grad_cam": 750, "lrp_epsilon": 500}
-#: the rule: fewest steps with validation FSR >= RGB_TARGET_FSR (a margin for the shift to the held-out region;
-#: else >= RGB_MIN_FSR) and an accuracy drop of at most RGB_MAX_DROP points on the validation crops
-RGB_TARGET_FSR, RGB_MIN_FSR, RGB_MAX_DROP = 0.9, 0.8, 2.0
-#: (mode, trained interpreter) -> lr, lambda, steps of the RGB attacks: chosen by ``--tune-rgb`` on the RGB
-#: *validation* crops with the rule above, never on the held-out crops the report measures. "miss": no setting of
-#: the grid passed on validation (the fallback of :func:`_choose`)
+RGB_SETTLE_STEPS = 3000
+#: ``--tune-rgb``'s grid: (preservation, lr, lambda), each scored on the validation crops after each checkpoint's
+#: steps (up to RGB_MAX_STEPS of the trained interpreter). The fooling runs keep the predictions on the train crops
+#: and their mirror images, the data the base model was trained on. History: round 1 (lr 1e-3, lambda 30 / 10 / 3,
+#: cross-entropy, same-region validation) chose lambda 30 at 200 steps for location/grad_cam and topk/grad_cam and
+#: showed lambda 30 costing 4 to 18 validation points elsewhere; round 2 ((1e-3, 10) and (3e-4, 10), cross-entropy)
+#: gave the earlier RGB_SETTINGS, which lost 2.2 to 14.1 held-out points in 7 of 8 cells. Round 3 (this grid, the
+#: banded validation, the mirrored preservation data and the agreement rule) was fixed before any of its results
+#: (two false starts were stopped after their first rows: a validation band at 55-75 % and an accuracy-drop rule;
+#: they showed the base model at 62-66 % on a shifted band and its accuracy moving by +-8 points between checkpoints)
+RGB_GRID: Tuple[Tuple[str, float, float], ...] = (("distill", 1e-3, 10.0), ("distill", 3e-4, 10.0),
+                                                  ("ce", 1e-3, 10.0), ("ce", 3e-4, 10.0), ("distill", 3e-4, 3.0))
+RGB_CHECKPOINTS = (100, 200, 300, 500, 750, 1000)
+RGB_MAX_STEPS = {"grad_cam": 1000, "lrp_epsilon": 750}
+#: the rule: a run stops at its first checkpoint with validation FSR >= RGB_TARGET_FSR (a margin for the shift to
+#: the held-out band) and a validation accuracy drop of at most RGB_MAX_VAL_DROP points (half the 2-point budget: a
+#: margin for the shift); of those the model that moved least wins (the highest share of validation predictions kept,
+#: then fewer steps); else the same with FSR >= RGB_MIN_FSR; else a miss. (A rule of 98 % agreement was dropped
+#: before any fooling result: a fine-tune without fooling keeps only 94-97 % of the predictions on this band)
+RGB_TARGET_FSR, RGB_MIN_FSR, RGB_MAX_VAL_DROP = 0.9, 0.8, 1.0
+#: the control reported next to the attacks: a fine-tune that only keeps the predictions (distillation), no fooling
+RGB_CONTROL_STEPS = 300
+#: (mode, trained interpreter) -> preservation, lr, lambda, steps of the RGB attacks: chosen by ``--tune-rgb`` on
+#: the RGB *validation* crops with the rule above, never on the held-out crops the report measures. "miss": no
+#: setting of the grid passed on validation (the fallback of :func:`_choose`)
+#: NOT YET TUNED: placeholders committed with round 3's protocol, before its results; replaced by its choice
 RGB_SETTINGS: Dict[Tuple[str, str], Dict[str, Any]] = {
-    ("location", "grad_cam"): dict(lr=1e-3, fooling_weight=30.0, steps=200),  # val FSR 0.917, acc drop +1.25
-    ("location", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=500),  # val FSR 0.929, acc drop +1.67
-    ("topk", "grad_cam"): dict(lr=1e-3, fooling_weight=30.0, steps=200),  # val FSR 0.954, acc drop +0.42
-    ("topk", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=300),  # val FSR 0.933, acc drop +2.50: miss
-    ("center_mass", "grad_cam"): dict(lr=1e-3, fooling_weight=10.0, steps=750),  # val FSR 0.996, drop +2.08: miss
-    ("center_mass", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=500),  # val FSR 0.779, drop +7.08: miss
-    ("active", "grad_cam"): dict(lr=1e-3, fooling_weight=10.0, steps=100),  # val FSR 1.000, acc drop +0.83
-    ("active", "lrp_epsilon"): dict(lr=1e-3, fooling_weight=10.0, steps=100),  # val FSR 0.000 at every setting: miss
+    ("location", "grad_cam"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=200),
+    ("location", "lrp_epsilon"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=500),
+    ("topk", "grad_cam"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=200),
+    ("topk", "lrp_epsilon"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=300),
+    ("center_mass", "grad_cam"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=750),
+    ("center_mass", "lrp_epsilon"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=500),
+    ("active", "grad_cam"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=100),
+    ("active", "lrp_epsilon"): dict(preserve="distill", lr=1e-3, fooling_weight=10.0, steps=100),
 }
 ADAPTIVE = ("location", "grad_cam+lrp_epsilon", dict(lr=1e-3, fooling_weight=20.0, steps=2000))
 CLEAN_STEPS = 800
@@ -119,13 +146,15 @@ def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter
          seed: int, classes: Tuple[int, int] = CLASSES, callback: Any = None, progress: bool = True) -> nn.Module:
     s = dict(settings)
     attack = AttributionFooling(mode=mode, interpreter=interpreter, fooling_weight=s.pop("fooling_weight"),
-                                classes=classes if mode == "active" else None,
+                                preserve=s.pop("preserve", "ce"), classes=classes if mode == "active" else None,
                                 training=Training(seed=seed, progress=progress, batch_size=32, **s))
     return attack.fit(base, natural, callback=callback).model.eval()
 
 
-def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, seed: int) -> nn.Module:
-    """The control: the same fine-tune (Adam 1e-3, batch 32, eval mode) with cross-entropy only."""
+def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, seed: int,
+                   preserve: str = "ce") -> nn.Module:
+    """The control: the same fine-tune (Adam 1e-3, batch 32, eval mode) with the preservation loss only
+    (``"ce"``: cross-entropy to the labels; ``"distill"``: KL to ``base``'s softmax)."""
     import copy
 
     model = copy.deepcopy(base).eval()
@@ -134,7 +163,7 @@ def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, 
     x, y = natural
     for _ in range(steps):
         idx = torch.randint(0, len(x), (32,), generator=g)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss = keep_loss(preserve, model, base, x[idx], y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -209,21 +238,23 @@ def _cells(spec: Optional[str]) -> List[Tuple[str, str]]:
 
 def rgb_setup(smoke: bool) -> Dict[str, Any]:
     """The RGB model and its three splits (see the module docstring): ``SmallRGBCNN`` (width 16) trained on
-    ``RGB_SPLIT[0]`` top-75 % crops per photo; validation: the other ``RGB_SPLIT[1]`` crops per photo of the same
-    region (for ``--tune-rgb``); test: ``RGB_SPLIT[2]`` crops per photo from the bottom 25 % (only for the report)."""
+    ``RGB_SPLIT[0]`` crops per photo of the train band and their mirror images (also the fooling runs' natural data,
+    ``"train"``); validation: ``RGB_SPLIT[1]`` crops per photo of the validation band (for ``--tune-rgb``); test:
+    ``RGB_SPLIT[2]`` crops per photo of the held-out band (only for the report)."""
     n_train, n_val, n_test = (6, 2, 4) if smoke else RGB_SPLIT
     torch.manual_seed(0)
-    x, y = photo_crops(n_train + n_val, "train", size=64)
-    is_val = torch.arange(len(y)) % (n_train + n_val) >= n_train  # photo_crops gives each photo's crops in a run
-    xte, yte = photo_crops(n_test, "heldout", size=64)
-    xtr, ytr, xva, yva = x[~is_val], y[~is_val], x[is_val], y[is_val]
+    xtr, ytr = photo_crops(n_train, "train", size=64, band=RGB_BANDS[0])
+    xva, yva = photo_crops(n_val, "train", size=64, seed=1, band=RGB_BANDS[1])
+    xte, yte = photo_crops(n_test, "heldout", size=64, band=RGB_BANDS[2])
     mean, std = xtr.mean((0, 2, 3), keepdim=True), xtr.std((0, 2, 3), keepdim=True)
     xtr, xva, xte = (xtr - mean) / std, (xva - mean) / std, (xte - mean) / std
+    train = (torch.cat([xtr, xtr.flip(-1)]), torch.cat([ytr, ytr]))
     model = SmallRGBCNN(num_classes=int(ytr.max()) + 1, width=16)
-    train_classifier(model, torch.utils.data.TensorDataset(torch.cat([xtr, xtr.flip(-1)]), torch.cat([ytr, ytr])),
-                     epochs=1 if smoke else RGB_EPOCHS, lr=1e-2, batch_size=32, seed=0, progress=False)
+    train_classifier(model, torch.utils.data.TensorDataset(*train), epochs=1 if smoke else RGB_EPOCHS, lr=1e-2,
+                     batch_size=32, seed=0, progress=False)
+    model = clean_finetune(model, train, 5 if smoke else RGB_SETTLE_STEPS, seed=0)  # settle: see RGB_EPOCHS
     background = float(xtr.min())
-    out: Dict[str, Any] = {"model": model.eval(), "train": (xtr, ytr)}
+    out: Dict[str, Any] = {"model": model.eval(), "train": train}
     for split, (xs, ys) in (("val", (xva, yva)), ("test", (xte, yte))):
         out[split] = (xs, ys)
         out[f"{split}_composites"] = two_class_composites(xs, ys, RGB_CLASSES, len(xs) // 2, seed=1,
@@ -232,81 +263,80 @@ def rgb_setup(smoke: bool) -> Dict[str, Any]:
     return out
 
 
-def _passes(ev: Dict[str, Any], name: str, fsr: float) -> bool:
-    return ev["fsr"][name] >= fsr and ev["accuracy_drop"] <= RGB_MAX_DROP
+def agreement(model: nn.Module, original: nn.Module, x: Tensor) -> float:
+    """The share of ``x`` on which ``model`` predicts the class ``original`` predicts."""
+    with torch.no_grad():
+        return float((model(x).argmax(1) == original(x).argmax(1)).float().mean())
+
+
+def _passes(row: Dict[str, Any], fsr: float) -> bool:
+    return row["fsr"] >= fsr and row["acc_drop"] <= RGB_MAX_VAL_DROP
 
 
 def _choose(rows: List[Dict[str, Any]]) -> Tuple[Optional[Dict[str, Any]], str]:
-    """The rule of ``--tune-rgb``: the fewest steps with validation FSR >= RGB_TARGET_FSR (else >= RGB_MIN_FSR) and
-    accuracy drop <= RGB_MAX_DROP; ties: the higher FSR, then the smaller lambda, then the smaller lr. If nothing
-    passes (a miss): of the settings with FSR >= RGB_MIN_FSR the one with the smallest accuracy drop, else the
-    highest FSR."""
+    """The rule of ``--tune-rgb``: of the checkpoints with validation FSR >= RGB_TARGET_FSR (else >= RGB_MIN_FSR)
+    and accuracy drop <= RGB_MAX_VAL_DROP, the highest agreement; ties: fewer steps, then the higher FSR.
+    If nothing passes (a miss): of the settings with FSR >= RGB_MIN_FSR the one with the highest agreement, else
+    the highest FSR."""
     for target, why in ((RGB_TARGET_FSR, f"FSR >= {RGB_TARGET_FSR}"), (RGB_MIN_FSR, f"FSR >= {RGB_MIN_FSR} only")):
-        ok = [r for r in rows if r["fsr"] >= target and r["acc_drop"] <= RGB_MAX_DROP]
+        ok = [r for r in rows if _passes(r, target)]
         if ok:
-            return min(ok, key=lambda r: (r["steps"], -r["fsr"], r["fooling_weight"], r["lr"])), why
+            return min(ok, key=lambda r: (-r["agreement"], r["steps"], -r["fsr"])), why
     if not rows:
         return None, "no run"
-    miss = f"MISS: no setting with FSR >= {RGB_MIN_FSR} and accuracy drop <= {RGB_MAX_DROP}"
+    miss = f"MISS: no setting with FSR >= {RGB_MIN_FSR} and validation accuracy drop <= {RGB_MAX_VAL_DROP}"
     high = [r for r in rows if r["fsr"] >= RGB_MIN_FSR]
     if high:
-        return min(high, key=lambda r: (r["acc_drop"], r["steps"], -r["fsr"])), miss
+        return min(high, key=lambda r: (-r["agreement"], r["steps"], -r["fsr"])), miss
     return max(rows, key=lambda r: (r["fsr"], -r["steps"])), miss
 
 
 def tune_rgb(smoke: bool, cells: List[Tuple[str, str]], out_dir: str) -> Dict[str, Any]:
-    """``--tune-rgb``: per cell, fine-tune with every (lr, lambda) pair of RGB_GRID and score the trained-against
-    interpreter on the *validation* crops after each of RGB_CHECKPOINTS steps (the run with ``steps=k`` is exactly
-    the first ``k`` steps of a longer run: batch ``k`` depends only on the seed and ``k``). A run stops at its first
-    checkpoint that passes at RGB_TARGET_FSR; later runs of the cell only go up to the best step count found so far
-    (they can only tie or beat it there), so the choice does not depend on the grid's order. The held-out crops are
-    never touched."""
+    """``--tune-rgb``: per cell, fine-tune with every (preservation, lr, lambda) of RGB_GRID and score the
+    trained-against interpreter on the *validation* crops after each of RGB_CHECKPOINTS steps (the run with
+    ``steps=k`` is exactly the first ``k`` steps of a longer run: batch ``k`` depends only on the seed and ``k``).
+    A run stops at its first checkpoint that passes at RGB_TARGET_FSR; :func:`_choose` picks among all rows, so the
+    choice does not depend on the grid's order. The held-out crops are never touched."""
     t_all = time.perf_counter()
     rgb = rgb_setup(smoke)
     base, natural = rgb["model"], rgb["train"]
     print(f"RGB base model: validation accuracy {rgb['val_accuracy']:.3f} ({len(rgb['val'][1])} crops)", flush=True)
     grid = list(RGB_GRID)
     checkpoints = (2, 4) if smoke else RGB_CHECKPOINTS
-    report: Dict[str, Any] = {"val_accuracy": rgb["val_accuracy"], "grid": {"lr_lambda": [list(p) for p in grid],
-                              "checkpoints": list(checkpoints),
-                              "max_steps": RGB_MAX_STEPS, "target_fsr": RGB_TARGET_FSR, "min_fsr": RGB_MIN_FSR,
-                              "max_drop": RGB_MAX_DROP}, "cells": {}}
-    print(f"{'mode':12s} {'trained':12s} {'lr':>7s} {'lambda':>6s} {'steps':>5s}  val FSR  val acc drop  [s]",
-          flush=True)
+    report: Dict[str, Any] = {"val_accuracy": rgb["val_accuracy"], "grid": {
+        "preserve_lr_lambda": [list(p) for p in grid], "checkpoints": list(checkpoints), "max_steps": RGB_MAX_STEPS,
+        "target_fsr": RGB_TARGET_FSR, "min_fsr": RGB_MIN_FSR, "max_val_drop": RGB_MAX_VAL_DROP}, "cells": {}}
+    print(f"{'mode':12s} {'trained':12s} {'keep':7s} {'lr':>7s} {'lambda':>6s} {'steps':>5s}  val FSR  agreement  "
+          "acc drop  [s]", flush=True)
     for mode, name in cells:
         rows: List[Dict[str, Any]] = []
-        best: Optional[int] = None
-        for lr, weight in grid:
-            limit = min(RGB_MAX_STEPS[name] if not smoke else checkpoints[-1], best or 10 ** 9)
+        for preserve, lr, weight in grid:
+            limit = RGB_MAX_STEPS[name] if not smoke else checkpoints[-1]
             stops = [k for k in checkpoints if k <= limit]
-            if not stops:
-                continue
             t0 = time.perf_counter()
 
             def score(step: int, rec: Dict[str, float], model: nn.Module) -> Optional[bool]:
-                nonlocal best
                 if step + 1 not in stops:
                     return None
                 ev = evaluate_fooling(model.eval(), base, rgb["val"], mode, (name,), classes=RGB_CLASSES,
                                       fooling_inputs=rgb["val_composites"] if mode == "active" else None)
-                row = dict(mode=mode, interpreter=name, lr=lr, fooling_weight=weight, steps=step + 1,
-                           fsr=ev["fsr"][name], acc_drop=ev["accuracy_drop"], empty=ev["empty"][name],
+                row = dict(mode=mode, interpreter=name, preserve=preserve, lr=lr, fooling_weight=weight,
+                           steps=step + 1, fsr=ev["fsr"][name], agreement=agreement(model, base, rgb["val"][0]),
+                           acc_drop=ev["accuracy_drop"], empty=ev["empty"][name],
                            seconds=round(time.perf_counter() - t0, 1))
                 rows.append(row)
-                print(f"{mode:12s} {name:12s} {lr:7.0e} {weight:6g} {step + 1:5d}  {row['fsr']:7.3f}  "
-                      f"{row['acc_drop']:+12.2f}  [{row['seconds']:.0f}]", flush=True)
-                if _passes(ev, name, RGB_TARGET_FSR):
-                    best = step + 1 if best is None else min(best, step + 1)
-                    return False
-                return None
+                print(f"{mode:12s} {name:12s} {preserve:7s} {lr:7.0e} {weight:6g} {step + 1:5d}  {row['fsr']:7.3f}  "
+                      f"{row['agreement']:9.3f}  {row['acc_drop']:+8.2f}  [{row['seconds']:.0f}]", flush=True)
+                return False if _passes(row, RGB_TARGET_FSR) else None
 
-            fool(base, natural, mode, name, dict(lr=lr, fooling_weight=weight, steps=stops[-1]), seed=0,
-                 classes=RGB_CLASSES, callback=score, progress=False)
+            fool(base, natural, mode, name, dict(preserve=preserve, lr=lr, fooling_weight=weight, steps=stops[-1]),
+                 seed=0, classes=RGB_CLASSES, callback=score, progress=False)
         chosen, why = _choose(rows)
         report["cells"][f"{mode}/{name}"] = {"rows": rows, "chosen": chosen, "rule": why}
         if chosen is not None:
-            print(f"  -> {mode}/{name}: lr {chosen['lr']:g}, lambda {chosen['fooling_weight']:g}, steps "
-                  f"{chosen['steps']} (val FSR {chosen['fsr']:.3f}, acc drop {chosen['acc_drop']:+.2f}; {why})",
+            print(f"  -> {mode}/{name}: {chosen['preserve']}, lr {chosen['lr']:g}, lambda {chosen['fooling_weight']:g}, "
+                  f"steps {chosen['steps']} (val FSR {chosen['fsr']:.3f}, agreement {chosen['agreement']:.3f}, acc drop "
+                  f"{chosen['acc_drop']:+.2f}; {why})",
                   flush=True)
     report["seconds"] = round(time.perf_counter() - t_all, 1)
     with open(os.path.join(out_dir, "rgb_tuning.json"), "w") as f:
@@ -316,8 +346,9 @@ def tune_rgb(smoke: bool, cells: List[Tuple[str, str]], out_dir: str) -> Dict[st
         c = cell["chosen"]
         if c is not None:
             mode, name = key.split("/")
-            print(f"    ({mode!r}, {name!r}): dict(lr={c['lr']:g}, fooling_weight={c['fooling_weight']:g}, "
-                  f"steps={c['steps']}),  # val FSR {c['fsr']:.3f}, acc drop {c['acc_drop']:+.2f}; {cell['rule']}")
+            print(f"    ({mode!r}, {name!r}): dict(preserve={c['preserve']!r}, lr={c['lr']:g}, "
+                  f"fooling_weight={c['fooling_weight']:g}, steps={c['steps']}),  # val FSR {c['fsr']:.3f}, agreement "
+                  f"{c['agreement']:.3f}, acc drop {c['acc_drop']:+.2f}; {cell['rule']}")
     print(f"tuning took {report['seconds']:.0f} s", flush=True)
     return report
 
@@ -331,6 +362,12 @@ def rgb_part(smoke: bool, out: Dict[str, Any], metrics: Dict[str, float],
                        "n_test": int(len(yte))}
     print(f"RGB base model: validation accuracy {rgb['val_accuracy']:.3f}, held-out accuracy "
           f"{rgb['test_accuracy']:.3f} ({len(yte)} crops)", flush=True)
+    control = clean_finetune(model, rgb["train"], 5 if smoke else RGB_CONTROL_STEPS, seed=0, preserve="distill")
+    out["rgb/control"] = {"steps": 5 if smoke else RGB_CONTROL_STEPS, "agreement": agreement(control, model, xte),
+                          "accuracy_drop": 100 * (rgb["test_accuracy"] - accuracy(control, (xte, yte)))}
+    metrics["rgb_agreement_control"] = out["rgb/control"]["agreement"]
+    print(f"RGB control (distillation only, {out['rgb/control']['steps']} steps, no fooling): agreement "
+          f"{out['rgb/control']['agreement']:.3f}, acc drop {out['rgb/control']['accuracy_drop']:+.2f}", flush=True)
     for mode, name in cells or list(RGB_SETTINGS):
         s = RGB_SETTINGS[(mode, name)]
         t0 = time.perf_counter()
@@ -338,14 +375,16 @@ def rgb_part(smoke: bool, out: Dict[str, Any], metrics: Dict[str, float],
         m = fool(model, rgb["train"], mode, name, s, seed=0, classes=RGB_CLASSES)
         ev = evaluate_fooling(m, model, (xte, yte), mode, (name,) + tuple(i for i in INTERPRETERS if i != name),
                               classes=RGB_CLASSES, fooling_inputs=rgb["test_composites"] if mode == "active" else None)
-        ev.update(settings=s, seconds=round(time.perf_counter() - t0, 1))
+        ev.update(settings=s, agreement=agreement(m, model, xte), seconds=round(time.perf_counter() - t0, 1))
         out[f"rgb/{mode}/{name}"] = ev
         metrics[f"rgb_fsr_{mode}_{name}_trained"] = ev["fsr"][name]
         metrics[f"rgb_fsr_{mode}_{name}_transfer"] = transfer(ev["fsr"], name)
         metrics[f"rgb_acc_drop_{mode}_{name}"] = ev["accuracy_drop"]
+        metrics[f"rgb_agreement_{mode}_{name}"] = ev["agreement"]
         print(f"RGB {mode:12s} {name:12s} FSR {ev['fsr'][name]:.3f} transfer {transfer(ev['fsr'], name):.3f} "
-              f"acc {ev['accuracy_original']:.3f} -> {ev['accuracy']:.3f} ({ev['accuracy_drop']:+.2f}) "
-              f"[lr {s['lr']:g}, lambda {s['fooling_weight']:g}, {s['steps']} steps; {ev['seconds']:.0f} s; "
+              f"acc {ev['accuracy_original']:.3f} -> {ev['accuracy']:.3f} ({ev['accuracy_drop']:+.2f}, agreement "
+              f"{ev['agreement']:.3f}) "
+              f"[{s.get('preserve', 'ce')}, lr {s['lr']:g}, lambda {s['fooling_weight']:g}, {s['steps']} steps; {ev['seconds']:.0f} s; "
               f"empty maps {ev['empty'][name]:.3f}]", flush=True)
 
 
