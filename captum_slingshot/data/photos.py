@@ -26,21 +26,29 @@ SKIMAGE_PHOTOS: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "
                                    "hubble_deep_field", "immunohistochemistry", "retina")
 
 
+def _fractions(name: str, value: Tuple[float, float], axis: str, ends: str) -> Tuple[float, float]:
+    """``value`` checked as two fractions ``0 <= lo < hi <= 1`` of a photo's ``axis``."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be two fractions of the photo's {axis} ({ends}), got {value!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        first, second = ends.split(", ")
+        raise ValueError(f"{name} must satisfy 0 <= {first} < {second} <= 1 (fractions of the photo's {axis}), "
+                         f"got {value!r}")
+    return lo, hi
+
+
 def _band(split: str, band: Optional[Tuple[float, float]]) -> Tuple[float, float]:
     """The rows ``(top, bottom)`` of each photo to crop from, as fractions of its height."""
     if band is None:
         return (0.0, 0.75) if split == "train" else (0.75, 1.0)
-    try:
-        lo, hi = (float(v) for v in band)
-    except (TypeError, ValueError):
-        raise ValueError(f"band must be two fractions of the photo's height (top, bottom), got {band!r}") from None
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f"band must satisfy 0 <= top < bottom <= 1 (fractions of the photo's height), got {band!r}")
-    return lo, hi
+    return _fractions("band", band, "height", "top, bottom")
 
 
 def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...],
-           band: Optional[Tuple[float, float]] = None) -> Iterator[Tuple[int, Tensor, bool]]:
+           band: Optional[Tuple[float, float]] = None,
+           columns: Optional[Tuple[float, float]] = None) -> Iterator[Tuple[int, Tensor, bool]]:
     """``(photo index, crop (1, 3, side, side) in [0, 1], flip it?)`` for every crop, in order."""
     import numpy as np
 
@@ -53,6 +61,7 @@ def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...],
     if int(n_per_photo) < 1:
         raise ValueError(f"n_per_photo must be at least 1, got {n_per_photo}")
     lo, hi = _band(split, band)
+    left_f, right_f = (0.0, 1.0) if columns is None else _fractions("columns", columns, "width", "left, right")
     unknown = [p for p in photos if not callable(getattr(skimage.data, p, None))]
     if unknown:
         raise ValueError(f"skimage.data has no photo {unknown[0]!r}; e.g. {', '.join(SKIMAGE_PHOTOS)}")
@@ -65,13 +74,17 @@ def _crops(n_per_photo: int, split: str, seed: int, photos: Tuple[str, ...],
         img = torch.from_numpy(np.ascontiguousarray(arr[..., :3])).permute(2, 0, 1).float() / 255
         h, w = img.shape[1:]
         top, bottom = int(lo * h), int(hi * h)
+        left, right = int(left_f * w), int(right_f * w)
         if bottom - top < 48:
             raise ValueError(f"band {band!r} leaves {bottom - top} rows of skimage.data.{name}() ({h} rows); crops "
                              "need at least 48: widen the band")
+        if right - left < 48:
+            raise ValueError(f"columns {columns!r} leave {right - left} columns of skimage.data.{name}() ({w} "
+                             "columns); crops need at least 48: widen them")
         for _ in range(int(n_per_photo)):
-            side = int(g.integers(48, min(160, bottom - top, w) + 1))
+            side = int(g.integers(48, min(160, bottom - top, right - left) + 1))
             y0 = int(g.integers(top, bottom - side + 1))
-            x0 = int(g.integers(0, w - side + 1))
+            x0 = int(g.integers(left, right - side + 1))
             crop = img[:, y0 : y0 + side, x0 : x0 + side][None]
             yield label, crop, bool(g.random() < 0.5)
 
@@ -89,6 +102,7 @@ def photo_crops(
     seed: int = 0,
     photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
     band: Optional[Tuple[float, float]] = None,
+    columns: Optional[Tuple[float, float]] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Random square crops of scikit-image's sample photos: offline natural RGB data.
 
@@ -106,6 +120,9 @@ def photo_crops(
         band: ``(top, bottom)``, fractions of each photo's height to crop from instead of the
             split's own rows (e.g. ``(0.6, 0.75)`` for a validation band next to the held-out
             rows); the split still picks the seed stream.
+        columns: ``(left, right)``, fractions of each photo's width to crop from (default: all of
+            it). With ``band`` it picks one tile of each photo, e.g. for splits that interleave
+            train and held-out tiles instead of holding out one band.
 
     Returns:
         ``(images, labels)``: images ``(len(photos) * n_per_photo, 3, size, size)`` in ``[0, 1]``,
@@ -114,7 +131,8 @@ def photo_crops(
     Raises:
         ImportError: scikit-image is not installed.
         ValueError: an unknown split or photo, ``n_per_photo`` or ``size`` below 1, a band outside
-            ``0 <= top < bottom <= 1`` or narrower than 48 rows of a photo.
+            ``0 <= top < bottom <= 1`` or narrower than 48 rows of a photo, columns outside
+            ``0 <= left < right <= 1`` or narrower than 48 columns.
 
     Example:
         >>> x, y = photo_crops(2, "heldout", size=32, photos=("astronaut", "coffee"))
@@ -124,7 +142,7 @@ def photo_crops(
     if int(n_per_photo) < 1 or int(size) < 1:
         raise ValueError(f"n_per_photo and size must be at least 1, got {n_per_photo} and {size}")
     xs, ys = [], []
-    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band):
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band, columns):
         crop = _resized(crop, int(size))
         xs.append(crop.flip(-1) if flip else crop)
         ys.append(label)
@@ -139,6 +157,7 @@ def write_photo_folder(
     seed: int = 0,
     photos: Tuple[str, ...] = SKIMAGE_PHOTOS,
     band: Optional[Tuple[float, float]] = None,
+    columns: Optional[Tuple[float, float]] = None,
 ) -> Path:
     """Write crops of scikit-image's photos as an image folder: ``root/<photo>/<split>_<i>.png``.
 
@@ -156,6 +175,7 @@ def write_photo_folder(
         photos: names of ``skimage.data`` photos (see :data:`SKIMAGE_PHOTOS`).
         band: ``(top, bottom)`` fractions of each photo's height instead of the split's rows
             (see :func:`photo_crops`).
+        columns: ``(left, right)`` fractions of each photo's width (see :func:`photo_crops`).
 
     Returns:
         ``root`` as a :class:`~pathlib.Path`.
@@ -172,7 +192,7 @@ def write_photo_folder(
         raise ValueError(f"size must be at least 1 (or None), got {size}")
     root = Path(root).expanduser()
     count: dict = {}
-    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band):
+    for label, crop, flip in _crops(n_per_photo, split, seed, photos, band, columns):
         crop = _resized(crop, int(size)) if size is not None else crop[0]
         crop = (crop.flip(-1) if flip else crop).clamp(0, 1)
         pixels = crop.mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
