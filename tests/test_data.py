@@ -217,3 +217,27 @@ def test_photo_crops_band_picks_the_rows_and_is_checked():
             photo_crops(1, band=bad, photos=photos)
     with pytest.raises(ValueError, match="widen the band"):
         photo_crops(1, band=(0.5, 0.55), photos=photos)
+
+
+def test_photo_crops_columns_pick_a_tile_and_are_checked():
+    import skimage.data
+
+    from captum_slingshot.data import photo_crops
+    from captum_slingshot.data.photos import _crops
+
+    photos = ("astronaut",)  # 512 x 512: the tile band (0.25, 0.5) x columns (0.5, 0.75) is rows 128-256, cols 256-384
+    default, _ = photo_crops(2, "train", size=24, seed=3, photos=photos)
+    spelled, _ = photo_crops(2, "train", size=24, seed=3, photos=photos, columns=(0.0, 1.0))
+    assert torch.equal(default, spelled)  # every column, spelled out
+    img = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1).float() / 255
+    for _, crop, _ in _crops(4, "train", 1, photos, band=(0.25, 0.5), columns=(0.5, 0.75)):
+        side = crop.shape[-1]
+        assert side <= 128
+        where = [(y0, x0) for y0 in range(128, 256 - side + 1) for x0 in range(256, 384 - side + 1)
+                 if torch.equal(crop[0], img[:, y0:y0 + side, x0:x0 + side])]
+        assert where, "a tile crop must come from the tile's rows and columns"
+    for bad in ((0.8, 0.6), (-0.1, 0.5), (0.5, 1.2), "left"):
+        with pytest.raises(ValueError, match="columns must"):
+            photo_crops(1, columns=bad, photos=photos)
+    with pytest.raises(ValueError, match="widen them"):
+        photo_crops(1, columns=(0.5, 0.55), photos=photos)

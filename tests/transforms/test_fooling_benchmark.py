@@ -23,3 +23,17 @@ def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
+
+
+def test_rgb_tiles_are_a_latin_square_of_disjoint_splits():
+    spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g, tiles = bench.RGB_TILE_GRID, bench.RGB_TILES
+    every = [t for split in ("train", "val", "test") for t in tiles[split]]
+    assert sorted(every) == [(r, c) for r in range(g) for c in range(g)]  # each tile in exactly one split
+    for split, per_line in (("train", 2), ("val", 1), ("test", 1)):
+        for i in range(g):  # every row and every column of tiles gives each split the same share
+            assert sum(r == i for r, _ in tiles[split]) == per_line and sum(c == i for _, c in tiles[split]) == per_line
+    x, y = bench.rgb_tile_crops(4, "test", seed=0)
+    assert x.shape == (4 * 8, 3, 64, 64) and y.bincount().tolist() == [4] * 8
