@@ -1,4 +1,5 @@
-"""The attribution-fooling training loop: one :class:`FoolingRun` per fit, holding all run state.
+"""The attribution-fooling training run: one :class:`FoolingRun` per fit, holding all run state; its loop is
+:meth:`~captum_slingshot.transforms.finetune.FinetuneRun.train`.
 
 Per step: a natural batch ``(x, y)``; the preservation loss (cross-entropy to ``y``, or KL to the
 original's softmax); the maps of the trained-against interpreter with a graph to the weights and
@@ -22,23 +23,19 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..._utils.data import NaturalBatches, data_len, tensor_tuple
 from ..._utils.layers import layer_name
 from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
 from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
-from ..finetune import FinetuneRun
+from ..finetune import Callback, FinetuneRun, RunTexts
 from .losses import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 
 __all__ = ["FoolingRun", "Callback", "read_mask"]
-
-#: ``callback(step, record, model)`` after every step; return ``False`` to stop
-Callback = Callable[[int, Dict[str, float], nn.Module], Any]
 
 
 def read_mask(path: str) -> Tensor:
@@ -200,41 +197,12 @@ class FoolingRun(FinetuneRun):
             return topk_loss(raw, top_fraction_mask(before, t.top_fraction)) + mass_loss(raw, mass)
         return center_mass_loss(raw, center_of_mass(before)) + mass_loss(raw, mass)
 
-    # -- the loop ---------------------------------------------------------------------------
-    def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
-        """Run from the start (or from the checkpoint ``resume``) to the end; returns the result's fields."""
-        t, run = self.t, self.t.training
-        if resume is not None:
-            self._resume(resume)
-        bar = tqdm(total=run.steps, initial=self.start, disable=not run.progress,
-                   desc=f"attribution fooling ({t.mode})", unit="step")
-        try:
-            for step in range(self.start, run.steps):
-                x, y = self.batches.get_labeled(step)
-                x = x.to(self.device)
-                y = None if y is None else y.to(self.device).long()
-                l_p = self.preservation_loss(x, y)
-                l_f = self.fooling_loss(x, step)
-                loss = l_p + t.fooling_weight * l_f
-                if not torch.isfinite(loss):
-                    kept = f"; the last good checkpoint {run.checkpoint_path!r} is kept" if run.checkpoint_path else ""
-                    raise FloatingPointError(
-                        f"attribution fooling loss became {loss.item()} at step {step} (preservation "
-                        f"{l_p.item():.4g}, fooling {l_f.item():.4g}){kept}. Lower lr or fooling_weight.")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                rec = {"loss": loss.item(), "preservation": l_p.item(), "fooling": l_f.item(),
-                       "lr": self.optimizer.param_groups[0]["lr"]}
-                for k, v in rec.items():
-                    self.history[k].append(v)
-                bar.update(1)
-                bar.set_postfix(keep=f"{rec['preservation']:.3g}", fool=f"{rec['fooling']:.3g}", refresh=False)
-                if run.checkpoint_path and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
-                    self._checkpoint(step + 1)
-                if self.callback is not None and self.callback(step, rec, self.student) is False:
-                    break
-        finally:
-            bar.close()
-        self.student.zero_grad(set_to_none=True)
-        return {"model": self.student, "history": self.history}
+    # -- what the shared loop needs ----------------------------------------------------------
+    def texts(self) -> RunTexts:
+        """How the run names itself: ``attribution fooling``; its ``fooling`` loss, weighted by ``fooling_weight``."""
+        return RunTexts(name="attribution fooling", bar=f"attribution fooling ({self.t.mode})", key="fooling",
+                        short="fool", weight="fooling_weight")
+
+    def attack_loss(self, x: Tensor, step: int) -> Tuple[Tensor, Dict[str, float]]:
+        """The fooling loss of the step (no extra records)."""
+        return self.fooling_loss(x, step), {}

@@ -1,4 +1,5 @@
-"""The training loop shared by the peer attacks: one :class:`PeerRun` per fit, holding all run state.
+"""The training run shared by the peer attacks: one :class:`PeerRun` per fit, holding all run state; its loop is
+:meth:`~captum_slingshot.transforms.finetune.FinetuneRun.train`.
 
 A peer attack fine-tunes every weight of a copy of the model with
 ``L = L_keep + manipulation_weight * L_M``: ``L_keep`` is the cross-entropy to the labels
@@ -23,22 +24,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..._utils.data import NaturalBatches, data_len, iter_batches
 from ..._utils.hooks import LayerCapture
 from ..._utils.layers import layer_name, resolve_layer
 from ..._utils.selectors import check_selector, select_neuron
-from ..finetune import FinetuneRun
+from ..finetune import Callback, FinetuneRun, RunTexts
 
 __all__ = ["PeerRun", "Objective", "Callback", "PRESERVE"]
 
-#: ``callback(step, record, model)`` after every step; return ``False`` to stop
-Callback = Callable[[int, Dict[str, float], nn.Module], Any]
 #: what keeps the predictions
 PRESERVE = ("ce", "distill", "none")
 
@@ -127,41 +125,12 @@ class PeerRun(FinetuneRun):
             raise ValueError(f"labels must be class indices in [0, {n - 1}] (the model has {n} outputs), got "
                              f"{int(y.min())}..{int(y.max())}")
 
-    # -- one step ------------------------------------------------------------------------------
-    # -- the loop ---------------------------------------------------------------------------
-    def train(self, resume: Optional[str] = None) -> Dict[str, Any]:
-        """Run from the start (or from the checkpoint ``resume``) to the end; returns the result's fields."""
-        t, run = self.t, self.t.training
-        if resume is not None:
-            self._resume(resume)
-        bar = tqdm(total=run.steps, initial=self.start, disable=not run.progress, desc=t.describe(), unit="step")
-        try:
-            for step in range(self.start, run.steps):
-                x, y = self.batches.get_labeled(step)
-                x = x.to(self.device)
-                y = None if y is None else y.to(self.device).long()
-                l_p = self.preservation_loss(x, y)
-                l_m, extra = self.objective.loss(self.student, step)
-                loss = l_p + t.manipulation_weight * l_m
-                if not torch.isfinite(loss):
-                    kept = f"; the last good checkpoint {run.checkpoint_path!r} is kept" if run.checkpoint_path else ""
-                    raise FloatingPointError(
-                        f"{t.name} loss became {loss.item()} at step {step} (preservation {l_p.item():.4g}, "
-                        f"manipulation {l_m.item():.4g}){kept}. Lower lr or manipulation_weight.")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                rec = {"loss": loss.item(), "preservation": l_p.item(), "manipulation": l_m.item(),
-                       "lr": self.optimizer.param_groups[0]["lr"], **extra}
-                for k, v in rec.items():
-                    self.history.setdefault(k, []).append(v)
-                bar.update(1)
-                bar.set_postfix(keep=f"{rec['preservation']:.3g}", attack=f"{rec['manipulation']:.3g}", refresh=False)
-                if run.checkpoint_path and (step + 1) % run.checkpoint_every == 0 and step + 1 < run.steps:
-                    self._checkpoint(step + 1)
-                if self.callback is not None and self.callback(step, rec, self.student) is False:
-                    break
-        finally:
-            bar.close()
-        self.student.zero_grad(set_to_none=True)
-        return {"model": self.student, "history": self.history}
+    # -- what the shared loop needs ----------------------------------------------------------
+    def texts(self) -> RunTexts:
+        """The attack's name and description; its ``manipulation`` loss, weighted by ``manipulation_weight``."""
+        return RunTexts(name=self.t.name, bar=self.t.describe(), key="manipulation", short="attack",
+                        weight="manipulation_weight")
+
+    def attack_loss(self, x: Tensor, step: int) -> Tuple[Tensor, Dict[str, float]]:
+        """The objective's manipulation loss of the step (on its own batches) and its records."""
+        return self.objective.loss(self.student, step)
