@@ -23,6 +23,8 @@ def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
+    assert (tmp_path / "rgb_attribution_fooling.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "rgb_models").glob("*.pt"))) == 8  # every RGB cell's fooled model, with its settings
 
 
 def test_rgb_tiles_are_a_latin_square_of_disjoint_splits():
