@@ -20,6 +20,7 @@ def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
                 assert f"metric {key} " in printed and 0 <= metrics.get(key, 0) <= 1 or key.startswith("acc_drop")
     assert "metric attribution_check_auroc " in printed and 0 <= metrics["attribution_check_auroc"] <= 1
     assert "metric rgb_fsr_topk_lrp_epsilon_trained " in printed
+    assert "metric rgb_attribution_check_auroc " in printed and 0 <= metrics["rgb_attribution_check_auroc"] <= 1
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
