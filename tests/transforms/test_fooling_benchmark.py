@@ -40,3 +40,27 @@ def test_rgb_tiles_are_a_latin_square_of_disjoint_splits():
             assert sum(r == i for r, _ in tiles[split]) == per_line and sum(c == i for _, c in tiles[split]) == per_line
     x, y = bench.rgb_tile_crops(4, "test", seed=0)
     assert x.shape == (4 * 8, 3, 64, 64) and y.bincount().tolist() == [4] * 8
+
+
+def test_saved_rgb_models_match_settings_and_attack_seed(tmp_path):
+    import torch
+
+    from captum_slingshot.models import SmallRGBCNN
+
+    spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    base = SmallRGBCNN(num_classes=3, width=4).eval()
+    (tmp_path / "rgb_models").mkdir()
+    key, settings = next(iter(bench.RGB_SETTINGS.items()))
+    fooled = SmallRGBCNN(num_classes=3, width=4)
+    torch.save({"settings": dict(settings), "seed": 1, "state_dict": fooled.state_dict()},
+               tmp_path / "rgb_models" / f"{key[0]}_{key[1]}.pt")
+    assert bench.saved_rgb_models(str(tmp_path), base, {}, smoke=False, seed=0) == {}  # another seed's model
+    found = bench.saved_rgb_models(str(tmp_path), base, {}, smoke=False, seed=1)
+    assert list(found) == [key] and found[key] is not base
+    loaded, saved = found[key].state_dict(), fooled.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    torch.save({"settings": dict(settings, steps=settings["steps"] + 1), "seed": 1, "state_dict": fooled.state_dict()},
+               tmp_path / "rgb_models" / f"{key[0]}_{key[1]}.pt")
+    assert bench.saved_rgb_models(str(tmp_path), base, {}, smoke=False, seed=1) == {}  # stale settings
