@@ -426,8 +426,7 @@ def tune_rgb(smoke: bool, cells: List[Tuple[str, str]], out_dir: str,
 def rgb_part(smoke: bool, out: Dict[str, Any], metrics: Dict[str, float],
              cells: Optional[List[Tuple[str, str]]] = None, out_dir: Optional[str] = None, seed: int = 0) -> None:
     """The RGB attacks with :data:`RGB_SETTINGS` and attack seed ``seed``, measured once on the held-out crops (the
-    test tiles). With
-    ``out_dir``: each fooled model is saved in ``out_dir/rgb_models/`` (with its settings), and
+    test tiles). With ``out_dir``: each fooled model is saved in ``out_dir/rgb_models/`` (with its settings), and
     ``rgb_attribution_fooling.png`` shows the maps of every cell fooled here or saved there by an earlier call with the
     same settings (so that ``--cells`` runs in parallel processes make one figure)."""
     rgb = rgb_setup(smoke)

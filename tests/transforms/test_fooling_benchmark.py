@@ -5,13 +5,20 @@ import importlib.util
 import json
 import pathlib
 
+import pytest
+
 BENCH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "attribution_fooling.py"
 
 
-def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
+@pytest.fixture
+def bench():
     spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys):
     metrics = bench.main(["--smoke", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     for mode in ("location", "topk", "center_mass", "active"):
@@ -28,10 +35,7 @@ def test_smoke_attribution_fooling_benchmark(mnist_cnn, tmp_path, capsys):
     assert len(list((tmp_path / "rgb_models").glob("*.pt"))) == 8  # every RGB cell's fooled model, with its settings
 
 
-def test_rgb_tiles_are_a_latin_square_of_disjoint_splits():
-    spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_rgb_tiles_are_a_latin_square_of_disjoint_splits(bench):
     g, tiles = bench.RGB_TILE_GRID, bench.RGB_TILES
     every = [t for split in ("train", "val", "test") for t in tiles[split]]
     assert sorted(every) == [(r, c) for r in range(g) for c in range(g)]  # each tile in exactly one split
@@ -42,14 +46,11 @@ def test_rgb_tiles_are_a_latin_square_of_disjoint_splits():
     assert x.shape == (4 * 8, 3, 64, 64) and y.bincount().tolist() == [4] * 8
 
 
-def test_saved_rgb_models_match_settings_and_attack_seed(tmp_path):
+def test_saved_rgb_models_match_settings_and_attack_seed(bench, tmp_path):
     import torch
 
     from captum_slingshot.models import SmallRGBCNN
 
-    spec = importlib.util.spec_from_file_location("attribution_fooling_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     base = SmallRGBCNN(num_classes=3, width=4).eval()
     (tmp_path / "rgb_models").mkdir()
     key, settings = next(iter(bench.RGB_SETTINGS.items()))
