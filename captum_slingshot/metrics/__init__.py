@@ -28,6 +28,7 @@ from .fooling import (
     is_fooled,
     location_score,
     rank_correlation,
+    rank_correlation_matrix,
     topk_overlap,
 )
 from .auroc import auroc, unit_auroc
@@ -39,6 +40,6 @@ __all__ = [
     "lpips_distance", "lpips_model", "mse", "pearson_matrix", "ssim",
     "TopK", "accuracy", "auroc", "jaccard", "top_k_activating", "unit_activations", "unit_auroc",
     "MODES", "active_swap_score", "center_mass_distance", "fooling_success_rate", "fooling_threshold", "is_fooled",
-    "location_score", "rank_correlation", "topk_overlap",
+    "location_score", "rank_correlation", "rank_correlation_matrix", "topk_overlap",
     "RankingChange", "class_shares", "kendall_tau", "ranking_change",
 ]

@@ -39,14 +39,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..attributions.maps import center_of_mass, check_maps, normalize_maps, top_fraction_mask
 
-__all__ = ["location_score", "topk_overlap", "center_mass_distance", "rank_correlation", "active_swap_score",
+__all__ = ["location_score", "topk_overlap", "center_mass_distance", "rank_correlation", "rank_correlation_matrix", "active_swap_score",
            "fooling_threshold", "is_fooled", "fooling_success_rate", "MODES", "TOP_FRACTION", "THRESHOLDS"]
 
 #: the fooling modes (Heo et al.: three passive, one active)
@@ -99,31 +99,56 @@ def center_mass_distance(maps: Tensor, original: Tensor) -> Tensor:
 
 
 def _ranks(x: Tensor) -> Tensor:
-    """Average ranks along the last dimension (ties share their mean rank)."""
+    """Average ranks along the last dimension (ties share their mean rank), all rows at once."""
     flat = x.detach().flatten(1).double()
-    order = flat.argsort(1)
-    ranks = torch.empty_like(flat)
-    ranks.scatter_(1, order, torch.arange(flat.shape[1], dtype=flat.dtype, device=flat.device).expand_as(flat))
-    out = torch.empty_like(ranks)
-    for i in range(flat.shape[0]):  # ties: the mean rank of the tied group
-        values, inverse = torch.unique(flat[i], return_inverse=True)
-        if values.numel() == flat.shape[1]:
-            out[i] = ranks[i]
-            continue
-        sums = torch.zeros(values.numel(), dtype=flat.dtype, device=flat.device).index_add_(0, inverse, ranks[i])
-        counts = torch.zeros_like(sums).index_add_(0, inverse, torch.ones_like(ranks[i]))
-        out[i] = (sums / counts)[inverse]
-    return out
+    values, order = flat.sort(1)
+    n = flat.shape[1]
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = starts.long().cumsum(1) - 1  # each sorted position's tie group, per row
+    position = torch.arange(n, dtype=flat.dtype, device=flat.device).expand_as(flat)
+    sums = torch.zeros_like(flat).scatter_add_(1, group, position)
+    counts = torch.zeros_like(flat).scatter_add_(1, group, torch.ones_like(flat))
+    mean_rank = (sums / counts.clamp(min=1)).gather(1, group)
+    return torch.empty_like(flat).scatter_(1, order, mean_rank)
+
+
+def _standardized_ranks(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Centred ranks of each row over their norm, and whether the row is non-constant."""
+    r = _ranks(x)
+    r = r - r.mean(1, keepdim=True)
+    norm = r.norm(dim=1, keepdim=True)
+    return r / norm.clamp(min=1e-300), norm[:, 0] > 0
 
 
 def rank_correlation(maps: Tensor, original: Tensor) -> Tensor:
     """``(B,)``: Spearman rank correlation between each map and the original (0 when either is constant)."""
     _pair(maps, original)
-    a, b = _ranks(maps), _ranks(original)
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    den = a.norm(dim=1) * b.norm(dim=1)
-    return torch.where(den > 0, (a * b).sum(1) / den.clamp(min=1e-300), torch.zeros_like(den)).float()
+    a, ok_a = _standardized_ranks(maps)
+    b, ok_b = _standardized_ranks(original)
+    return torch.where(ok_a & ok_b, (a * b).sum(1), torch.zeros(a.shape[0], dtype=a.dtype)).float()
+
+
+def rank_correlation_matrix(maps: Tensor, others: Tensor) -> Tensor:
+    """``(B, N)``: Spearman rank correlation of every map with every one of ``others`` ``(N, H, W)``
+    (0 where either is constant): ``rank_correlation(maps, others.roll(k, 0))`` for every ``k`` at
+    the cost of one ranking of each and one matrix product.
+
+    Example:
+        >>> import torch
+        >>> a = torch.rand(3, 4, 4)
+        >>> m = rank_correlation_matrix(a, a)
+        >>> torch.allclose(m.diagonal(), torch.ones(3)), torch.allclose(m[0, 1], rank_correlation(a[:1], a[1:2])[0])
+        (True, True)
+    """
+    check_maps(maps)
+    check_maps(others, "other maps")
+    if maps.shape[1:] != others.shape[1:]:
+        raise ValueError(f"maps {tuple(maps.shape)} and other maps {tuple(others.shape)} must have the same size")
+    a, ok_a = _standardized_ranks(maps)
+    b, ok_b = _standardized_ranks(others)
+    r = a @ b.T
+    return torch.where(ok_a[:, None] & ok_b[None, :], r, torch.zeros_like(r)).float()
 
 
 def active_swap_score(maps_first: Tensor, maps_second: Tensor, original_first: Tensor,

@@ -11,7 +11,9 @@ from captum_slingshot.checks import (
     ATTRIBUTION_CHECKS, AuditReport, audit_attributions, available_attribution_checks, fixed_pattern, input_dependence,
     interpreter_disagreement,
 )
-from captum_slingshot.checks.attribution import attribution_scores, explanation_maps, input_content
+from captum_slingshot.checks.attribution import (
+    attribution_scores, explanation_maps, focus_mosaics, input_content, mosaic_focus,
+)
 
 
 def _net():
@@ -28,7 +30,10 @@ def _blobs(n=6, size=8):
 
 
 def test_the_registry_declares_direction_and_pairing():
-    assert set(available_attribution_checks()) == {"interpreter_disagreement", "input_dependence", "fixed_pattern"}
+    assert set(available_attribution_checks()) == {"interpreter_disagreement", "input_dependence", "fixed_pattern",
+                                                   "mosaic_focus"}
+    assert not ATTRIBUTION_CHECKS["mosaic_focus"].higher_is_more_suspicious
+    assert ATTRIBUTION_CHECKS["mosaic_focus"].min_classes == 2 and ATTRIBUTION_CHECKS["fixed_pattern"].min_classes == 1
     assert ATTRIBUTION_CHECKS["interpreter_disagreement"].pairwise
     assert ATTRIBUTION_CHECKS["interpreter_disagreement"].higher_is_more_suspicious
     assert not ATTRIBUTION_CHECKS["input_dependence"].higher_is_more_suspicious
@@ -65,6 +70,17 @@ def test_disagreement_is_zero_for_the_same_map_one_for_unrelated_two_for_reverse
     assert interpreter_disagreement(same, big, reference_func=noise).sub(1).abs().max() < 0.2
 
 
+def test_input_dependence_is_own_correlation_minus_the_mean_over_every_other_input():
+    from captum_slingshot.metrics.fooling import rank_correlation
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 2, 6, 6, generator=g)
+    func = lambda inputs, target=None: inputs[:, :1] * inputs[:, 1:] + 0.1 * inputs.roll(1, -1)
+    maps, content = func(x).sum(1), input_content(x)  # channels summed, as explanation_maps does
+    slow = rank_correlation(maps, content) - sum(rank_correlation(maps, content.roll(k, 0)) for k in range(1, 5)) / 4
+    assert torch.allclose(input_dependence(func, x), slow, atol=1e-6)
+
+
 def test_input_dependence_is_high_when_the_map_follows_the_input_and_zero_on_average_for_a_fixed_map():
     x = _blobs()
     assert torch.equal(input_content(x).argmax(-1), x[:, 0].argmax(-1))
@@ -88,7 +104,8 @@ def test_fixed_pattern_is_one_for_one_map_everywhere_and_low_for_maps_that_follo
 
 def test_attribution_scores_have_one_row_per_interpreter_and_one_column_per_input():
     model, x = _net(), torch.rand(5, 1, 8, 8)
-    scores = attribution_scores(model, x, interpreters=("grad_cam", "saliency", "input_x_gradient"))
+    scores = attribution_scores(model, x, target=torch.tensor([0, 1, 2, 0, 1]),
+                                interpreters=("grad_cam", "saliency", "input_x_gradient"))
     assert set(scores) == set(ATTRIBUTION_CHECKS) and all(v.shape == (3, 5) for v in scores.values())
     with pytest.raises(ValueError, match="needs at least two interpreters"):
         attribution_scores(model, x, interpreters=("grad_cam",))
@@ -113,6 +130,83 @@ def test_audit_needs_a_reference_and_flags_nothing_for_the_model_against_itself(
     assert {"unit", "interpreter_disagreement", "input_dependence_z", "combined", "flagged"} <= set(rows[0])
     assert rep.to_csv(tmp_path / "a.csv") and rep.to_json(tmp_path / "a.json")
     assert "audit of layer 'attributions'" in rep.summary()
+    two = audit_attributions(model, x, reference=model, target=torch.tensor([0, 1, 0, 1, 2, 2]))
+    assert "mosaic_focus" in two.checks and two.info["skipped"] == {} and float(two.combined.abs().max()) < 1e-5
+
+
+def test_the_audit_leaves_mosaic_focus_out_by_default_when_every_target_is_one_class_and_says_so():
+    model, x = _net(), torch.rand(6, 1, 8, 8)
+    one = torch.zeros(6, dtype=torch.long)
+    rep = audit_attributions(model, x, reference=_net(), target=one)
+    assert "mosaic_focus" not in rep.checks and "fixed_pattern" in rep.checks
+    assert rep.info["skipped"] == {"mosaic_focus": "needs targets of at least 2 classes"}
+    with pytest.raises(ValueError, match="give inputs of at least two classes"):
+        audit_attributions(model, x, reference=_net(), target=one, checks=("mosaic_focus",))
+
+
+def _squares(n=6, size=12):
+    """Even inputs (class 0): a bright square in the top-left; odd inputs (class 1): one in the bottom-right."""
+    x = torch.zeros(n, 1, size, size)
+    x[0::2, :, 1:5, 1:5] = 1.0
+    x[1::2, :, 7:11, 7:11] = 1.0
+    return x, torch.arange(n) % 2
+
+
+def test_mosaic_focus_is_high_for_a_map_on_its_input_and_low_for_one_swapped_to_the_partner():
+    x, y = _squares()
+    honest = mosaic_focus(lambda inputs, target=None: inputs, x, target=y)
+    assert honest.shape == (6,) and torch.allclose(honest, torch.full((6,), 0.5))  # both halves carry one square
+
+    def on_the_own_half_only(inputs, target=None):  # the map of an honest model: only the input explained
+        maps = torch.zeros_like(inputs)
+        w = inputs.shape[-1] // 2
+        for k in range(len(inputs)):  # mosaics of an even owner have it on the left
+            half = slice(0, w) if int(target[k]) == 0 else slice(w, None)
+            maps[k, ..., half] = inputs[k, ..., half]
+        return maps
+
+    def swapped(inputs, target=None):  # active fooling: the map of each class on the other class's half
+        return on_the_own_half_only(inputs, target).flip(-1)
+
+    assert torch.allclose(mosaic_focus(on_the_own_half_only, x, target=y), torch.ones(6))
+    assert torch.allclose(mosaic_focus(swapped, x, target=y), torch.zeros(6))
+    nowhere = mosaic_focus(lambda inputs, target=None: -inputs.abs(), x, target=y)
+    assert torch.allclose(nowhere, torch.full((6,), 0.5))
+
+
+def test_mosaic_focus_takes_the_worst_partner_class():
+    x, y = _squares(6)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])  # every input meets two partners, one of each other class
+    mosaics, owner, on_left = focus_mosaics(x, y)
+    assert owner.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert on_left.tolist() == [True, True, False, False, True, True, False, False, True, True, False, False]
+
+    def blind_to_class_2(inputs, target=None):  # the map of class 0 and 1 moves away only beside a class-2 input
+        maps = inputs.clone()
+        w = inputs.shape[-1] // 2
+        for k in range(len(inputs)):
+            i = int(owner[k])
+            partner_is_2 = k % 2 == 1  # partners come in class order: for classes 0 and 1 the second is 2
+            if int(y[i]) != 2 and partner_is_2:
+                mine = slice(0, w) if bool(on_left[k]) else slice(w, None)
+                maps[k, ..., mine] = 0
+        return maps
+
+    s = mosaic_focus(blind_to_class_2, x, target=y)
+    assert s[[0, 1, 3, 4]].tolist() == [0.0, 0.0, 0.0, 0.0] and bool((s[[2, 5]] > 0.3).all())
+
+
+@pytest.mark.parametrize("target,message", [
+    (None, "needs target="),
+    (torch.zeros(6, dtype=torch.long), "at least two classes"),
+    (torch.tensor([0, 1]), "gives 2 classes for 6 inputs"),
+])
+def test_mosaic_focus_errors(target, message):
+    x, _ = _squares()
+    with pytest.raises(ValueError, match=message):
+        mosaic_focus(lambda inputs, target=None: inputs, x, target=target)
+    with pytest.raises(ValueError, match="H, W >= 4"):
+        mosaic_focus(lambda inputs, target=None: inputs, torch.rand(2, 1, 3, 3), target=torch.tensor([0, 1]))
 
 
 def test_the_audit_flags_grad_cam_fooled_onto_the_frame_and_not_a_clean_fine_tune(mnist_cnn, mnist_heldout, mnist_test):

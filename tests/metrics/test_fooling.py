@@ -10,7 +10,7 @@ import torch
 from captum_slingshot.attributions.maps import corner_mask, frame_mask
 from captum_slingshot.metrics.fooling import (
     active_swap_score, center_mass_distance, fooling_success_rate, fooling_threshold, is_fooled, location_score,
-    rank_correlation, topk_overlap,
+    rank_correlation, rank_correlation_matrix, topk_overlap,
 )
 
 
@@ -55,6 +55,47 @@ def test_rank_correlation_is_spearmans():
     # scipy.stats.spearmanr([1, 1, 2, 3], [1, 2, 3, 4]) = 0.9486832980505138
     assert rank_correlation(ties, ref).item() == pytest.approx(0.9486833, abs=1e-6)
     assert rank_correlation(torch.ones(1, 2, 2), torch.rand(1, 2, 2)).item() == 0.0
+
+
+def _spearman_one_row_at_a_time(a, b):
+    """Spearman's rho the slow way: ranks by torch.unique per row (ties averaged), then Pearson."""
+    def ranks(x):
+        flat = x.flatten(1).double()
+        out = torch.empty_like(flat)
+        for i, row in enumerate(flat):
+            values, inverse = torch.unique(row, return_inverse=True)
+            first = torch.zeros(len(values), dtype=flat.dtype).index_add_(0, inverse, torch.ones_like(row))
+            start = first.cumsum(0) - first
+            out[i] = (start + (first - 1) / 2)[inverse]
+        return out
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    den = ra.norm(dim=1) * rb.norm(dim=1)
+    return torch.where(den > 0, (ra * rb).sum(1) / den.clamp(min=1e-300), torch.zeros_like(den)).float()
+
+
+def test_rank_correlation_equals_the_row_by_row_formula_with_many_ties():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (6, 7, 7), generator=g).float()  # five values over 49 pixels: ties everywhere
+    b = torch.rand(6, 7, 7, generator=g).relu()
+    b[:, :3] = 0  # a block of tied zeros, as in a ReLU map
+    a[0] = 2.0  # a constant map: 0 by definition
+    assert torch.allclose(rank_correlation(a, b), _spearman_one_row_at_a_time(a, b), atol=1e-6)
+    assert rank_correlation(a, b)[0].item() == 0.0
+
+
+def test_rank_correlation_matrix_is_every_pair_of_rank_correlation():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 4, (5, 6, 6), generator=g).float()
+    others = torch.rand(3, 6, 6, generator=g)
+    others[1] = 0.0  # constant: its column is 0
+    m = rank_correlation_matrix(a, others)
+    assert m.shape == (5, 3)
+    for j in range(3):
+        assert torch.allclose(m[:, j], rank_correlation(a, others[j:j + 1].expand_as(a)), atol=1e-6)
+    assert (m[:, 1] == 0).all()
+    with pytest.raises(ValueError, match="same size"):
+        rank_correlation_matrix(a, torch.rand(2, 5, 5))
 
 
 def test_active_swap_score_is_positive_only_when_both_explanations_swapped():

@@ -4,14 +4,16 @@ Each takes an ``explanation_func`` and ``inputs`` and returns one score per inpu
 
 * :func:`interpreter_disagreement` -- two interpreters' maps of the same input part ways;
 * :func:`input_dependence` -- the map follows its own input's content no more than other inputs';
-* :func:`fixed_pattern` -- the maps of different inputs look alike.
+* :func:`fixed_pattern` -- the maps of different inputs look alike;
+* :func:`mosaic_focus` -- on an image of two classes, the map of one class leaves that class's half
+  (Quantus' Focus; active fooling changes maps on such images only).
 
 :func:`audit_attributions` runs them on every interpreter of a model against a trusted reference
 model and returns the layer audit's :class:`~captum_slingshot.checks.report.AuditReport`.
 
 Example:
     >>> sorted(available_attribution_checks())
-    ['fixed_pattern', 'input_dependence', 'interpreter_disagreement']
+    ['fixed_pattern', 'input_dependence', 'interpreter_disagreement', 'mosaic_focus']
 """
 
 from .audit import DEFAULT_INTERPRETERS, attribution_scores, audit_attributions
@@ -26,9 +28,11 @@ from .base import (
 )
 from .dependence import input_content, input_dependence
 from .disagreement import interpreter_disagreement
+from .focus import focus_mosaics, mosaic_focus
 from .pattern import fixed_pattern
 
 __all__ = ["ATTRIBUTION_CHECKS", "AttributionCheckSpec", "available_attribution_checks", "explanation_maps",
            "get_attribution_check", "register_attribution_check", "unregister_attribution_check",
-           "interpreter_disagreement", "input_dependence", "input_content", "fixed_pattern",
+           "interpreter_disagreement", "input_dependence", "input_content", "fixed_pattern", "mosaic_focus",
+           "focus_mosaics",
            "audit_attributions", "attribution_scores", "DEFAULT_INTERPRETERS"]

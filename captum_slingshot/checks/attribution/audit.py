@@ -19,7 +19,7 @@ Example:
     >>> report = audit_attributions(model, torch.rand(6, 1, 8, 8), reference=trusted,
     ...                             interpreters=("grad_cam", "saliency"))
     >>> report.units, report.checks
-    (['grad_cam', 'saliency'], ['fixed_pattern', 'input_dependence', 'interpreter_disagreement'])
+    (['grad_cam', 'saliency'], ['fixed_pattern', 'input_dependence', 'interpreter_disagreement', 'mosaic_focus'])
 """
 
 from __future__ import annotations
@@ -33,10 +33,46 @@ from ...attributions.interpreters import INTERPRETERS, make_interpreter
 from ..report import AuditReport
 from .base import ATTRIBUTION_CHECKS, Target
 
-__all__ = ["audit_attributions", "DEFAULT_INTERPRETERS", "attribution_scores"]
+__all__ = ["audit_attributions", "DEFAULT_INTERPRETERS", "attribution_scores", "default_checks"]
 
 #: the interpreters audited by default: one layer method, one relevance method, the plain gradient
 DEFAULT_INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and (a.data_ptr() == b.data_ptr() or torch.equal(a, b))
+    return a is b or (not isinstance(a, Tensor) and not isinstance(b, Tensor) and a == b)
+
+
+def _computed_once(explanation_func: Any, inputs: Tensor, target: Target) -> Any:
+    """``explanation_func``, with its attributions of ``inputs`` (the same tensor, or a full-length view of it)
+    for ``target`` computed on the first call and returned again after: every check asks for them, some twice."""
+    kept: List[Tensor] = []
+
+    def func(x: Tensor, target: Target = None) -> Tensor:
+        if not (x.shape == inputs.shape and x.data_ptr() == inputs.data_ptr() and _same(target, asked)):
+            return explanation_func(x, target=target)
+        if not kept:
+            kept.append(explanation_func(x, target=target).detach())
+        return kept[0]
+
+    asked = target
+    return func
+
+
+def default_checks(inputs: Tensor, target: Target) -> List[str]:
+    """The registered checks the audit runs by default on ``inputs`` explained for ``target``: all of them but
+    those that need more classes among the targets than there are (:attr:`AttributionCheckSpec.min_classes`).
+
+    Example:
+        >>> import torch
+        >>> "mosaic_focus" in default_checks(torch.rand(4, 1, 8, 8), torch.tensor([0, 0, 0, 0]))
+        False
+    """
+    t = torch.as_tensor(target).reshape(-1) if target is not None else torch.zeros(1)
+    n_classes = int(t.unique().numel())
+    return [c for c in ATTRIBUTION_CHECKS if ATTRIBUTION_CHECKS.get(c).min_classes <= n_classes]
 
 
 def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
@@ -45,14 +81,13 @@ def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
     """``{check: (interpreters, B)}``: every check's per-input scores for every interpreter of ``model``
     (a pairwise check averaged over the other interpreters). ``target`` defaults to the model's
     predicted classes."""
-    checks = list(ATTRIBUTION_CHECKS) if checks is None else list(checks)
-    for c in checks:
+    for c in checks or ():
         ATTRIBUTION_CHECKS.get(c)  # unknown names raise, listing the registered ones
     interpreters = list(interpreters)
     unknown = [n for n in interpreters if n not in INTERPRETERS]
     if unknown or not interpreters:
         raise ValueError(f"unknown interpreter(s) {unknown}; available: {', '.join(INTERPRETERS)}")
-    if any(ATTRIBUTION_CHECKS.get(c).pairwise for c in checks) and len(interpreters) < 2:
+    if any(ATTRIBUTION_CHECKS.get(c).pairwise for c in checks or ATTRIBUTION_CHECKS) and len(interpreters) < 2:
         raise ValueError("a pairwise check (interpreter_disagreement) needs at least two interpreters")
     was_training = model.training
     model.eval()
@@ -60,7 +95,8 @@ def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
         if target is None:
             with torch.no_grad():
                 target = model(inputs).argmax(1)
-        funcs = [make_interpreter(n, model).heatmap for n in interpreters]
+        checks = default_checks(inputs, target) if checks is None else list(checks)
+        funcs = [_computed_once(make_interpreter(n, model).heatmap, inputs, target) for n in interpreters]
         out: Dict[str, Tensor] = {}
         for c in checks:
             spec = ATTRIBUTION_CHECKS.get(c)
@@ -90,7 +126,8 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
         reference: a model of the same task you trust; required (a score alone has no scale).
         target: classes explained (default: ``model``'s predictions, used for both models).
         interpreters: registered interpreter names (the rows).
-        checks: registered attribution checks (default: all).
+        checks: registered attribution checks (default: all that apply, :func:`default_checks`; the report's
+            ``info["skipped"]`` names those left out).
         threshold: flag a row whose combined z (max over checks) exceeds this.
         max_examples_per_batch: chunk size for the maps.
     """
@@ -106,6 +143,7 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
         with torch.no_grad():
             target = model(inputs).argmax(1)
         model.train(was)
+    skipped = [] if checks is not None else [c for c in ATTRIBUTION_CHECKS if c not in default_checks(inputs, target)]
     mine = attribution_scores(model, inputs, target, interpreters, checks, max_examples_per_batch)
     ref = attribution_scores(reference, inputs, target, interpreters, checks, max_examples_per_batch)
     names = list(mine)
@@ -120,7 +158,9 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
     info: Dict[str, Any] = {"kind": "attributions", "n_inputs": int(inputs.shape[0]),
                             "reference": type(reference).__name__,
                             "descriptions": {c: ATTRIBUTION_CHECKS.get(c).description for c in names},
-                            "min_scale": {c: ATTRIBUTION_CHECKS.get(c).min_scale for c in names}}
+                            "min_scale": {c: ATTRIBUTION_CHECKS.get(c).min_scale for c in names},
+                            "skipped": {c: f"needs targets of at least {ATTRIBUTION_CHECKS.get(c).min_classes} classes"
+                                        for c in skipped}}
     units: List[Any] = list(interpreters)
     return AuditReport(layer="attributions", units=units, checks=names, directions=directions, scores=scores,
                        z=z, combined=combined, threshold=float(threshold), combine="max", details=details, info=info)

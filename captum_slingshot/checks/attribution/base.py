@@ -52,6 +52,8 @@ class AttributionCheckSpec:
         pairwise: the check compares ``explanation_func`` with a ``reference_func`` (another
             interpreter of the same model); the audit passes every other interpreter in turn.
         min_scale: the change of the score (against a trusted reference model) worth one z unit.
+        min_classes: the fewest classes among the targets the check can work with (``mosaic_focus`` sets
+            inputs of different classes side by side: 2); the audit's default leaves it out below that.
     """
 
     name: str
@@ -60,6 +62,7 @@ class AttributionCheckSpec:
     higher_is_more_suspicious: bool = True
     pairwise: bool = False
     min_scale: float = 0.1
+    min_classes: int = 1
 
 
 #: name -> :class:`AttributionCheckSpec`
@@ -67,18 +70,21 @@ ATTRIBUTION_CHECKS: Registry[AttributionCheckSpec] = Registry("attribution check
 
 
 def register_attribution_check(name: str, higher_is_more_suspicious: bool = True, description: str = "", *,
-                               pairwise: bool = False, min_scale: float = 0.1) -> Callable[[F_], F_]:
+                               pairwise: bool = False, min_scale: float = 0.1,
+                               min_classes: int = 1) -> Callable[[F_], F_]:
     """Decorator adding an attribution check to :data:`ATTRIBUTION_CHECKS` under ``name`` (see the
     module docstring); it returns the function unchanged."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"an attribution check needs a non-empty string name, got {name!r}")
     if not min_scale > 0:
         raise ValueError(f"min_scale must be positive, got {min_scale}")
+    if int(min_classes) < 1:
+        raise ValueError(f"min_classes must be at least 1, got {min_classes}")
 
     def deco(fn: F_) -> F_:
         text = " ".join(str(description).split()) or inspect.getdoc(fn) or ""
         spec = AttributionCheckSpec(name, fn, text.splitlines()[0] if text else "", bool(higher_is_more_suspicious),
-                                    bool(pairwise), float(min_scale))
+                                    bool(pairwise), float(min_scale), int(min_classes))
         old = ATTRIBUTION_CHECKS.get(name, None)
         if old is not None and (old.function.__module__, old.function.__qualname__) == (fn.__module__, fn.__qualname__):
             ATTRIBUTION_CHECKS.unregister(name)  # the same function again (a module imported twice)

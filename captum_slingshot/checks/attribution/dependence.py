@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import torch
 from torch import Tensor
 
-from ...metrics.fooling import rank_correlation
+from ...metrics.fooling import rank_correlation_matrix
 from .base import Target, explanation_maps, register_attribution_check
 
 __all__ = ["input_dependence", "input_content"]
@@ -46,10 +45,7 @@ def input_dependence(explanation_func: Callable[..., Any], inputs: Tensor, *, ta
     if inputs.shape[0] < 2:
         raise ValueError("input_dependence compares each map with the other inputs: give at least 2 inputs")
     maps = explanation_maps(explanation_func, inputs, target, max_examples_per_batch)
-    content = input_content(inputs)
+    rho = rank_correlation_matrix(maps, input_content(inputs))  # rho[i, j] = rho(map_i, content_j)
     n = maps.shape[0]
-    own = rank_correlation(maps, content)
-    others = torch.zeros(n)
-    for shift in range(1, n):
-        others += rank_correlation(maps, content.roll(shift, 0))
-    return own - others / (n - 1)
+    own = rho.diagonal()
+    return own - (rho.sum(1) - own) / (n - 1)
