@@ -30,6 +30,9 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert "metric rgb_attribution_check_auroc " in printed and 0 <= metrics["rgb_attribution_check_auroc"] <= 1
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
+    assert "metric adaptive_focus_fsr_stacked " in printed and "metric adaptive_focus_check_auroc " in printed
+    assert "mosaic_focus" in results["adaptive_focus"]["audit"]["by_check"]
+    assert set(results["rgb/detection"]["by_check"]["active/grad_cam"]) >= {"mosaic_focus", "fixed_pattern"}
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
     assert (tmp_path / "rgb_attribution_fooling.png").stat().st_size > 10_000
     assert len(list((tmp_path / "rgb_models").glob("*.pt"))) == 8  # every RGB cell's fooled model, with its settings
@@ -65,3 +68,16 @@ def test_saved_rgb_models_match_settings_and_attack_seed(bench, tmp_path):
     torch.save({"settings": dict(settings, steps=settings["steps"] + 1), "seed": 1, "state_dict": fooled.state_dict()},
                tmp_path / "rgb_models" / f"{key[0]}_{key[1]}.pt")
     assert bench.saved_rgb_models(str(tmp_path), base, {}, smoke=False, seed=1) == {}  # stale settings
+
+
+def test_stacked_composites_put_one_class_above_the_other(bench):
+    import torch
+
+    x = torch.zeros(4, 1, 8, 8)
+    x[:2] = 1.0  # class 0 white, class 1 black
+    comp = bench.stacked_composites(x, torch.tensor([0, 0, 1, 1]), (0, 1), n=6, seed=0, background=-1.0)
+    assert comp.shape == (6, 1, 8, 8)
+    top, bottom = comp[:, 0, :4, 2:6], comp[:, 0, 4:, 2:6]  # the images fill the halves' middle columns
+    assert bool(((top == 1) & (bottom == 0)).flatten(1).all(1).logical_xor(
+        ((top == 0) & (bottom == 1)).flatten(1).all(1)).all())  # one class above the other, never side by side
+    assert bool((comp[:, 0, :, :2] == -1).all())  # the left and right margins are canvas
