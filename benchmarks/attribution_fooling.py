@@ -60,7 +60,10 @@ Usage::
     python benchmarks/attribution_fooling.py --tune-rgb [--cells ...]    # the RGB grid, validation crops only
     python benchmarks/attribution_fooling.py --rgb-only --attack-seed 1 --out runs/rgb_seed1   # a replicate
 
-``--quick``: one attack seed, 500 test inputs, no RGB part (21 minutes on 2 cores). ``--cells``
+``--quick``: one attack seed, 500 test inputs, no RGB part (21 minutes on 2 cores). The reported MNIST numbers
+use ``CS_THREADS=1`` (``--mnist-only``, 28 minutes beside two RGB processes): at another thread count the fooled
+models differ in their last bits and so do the audit's scores (the first run, at torch's default, had AUROC 1.0; one
+thread gives 0.92). ``--cells``
 picks cells of ``--rgb-only`` / ``--tune-rgb`` (``mode/interpreter``, a mode or an interpreter).
 ``CS_THREADS=1`` sets torch's thread count (for shared machines).
 Ends with ``metric <name> <value>`` lines.

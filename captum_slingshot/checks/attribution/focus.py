@@ -17,6 +17,12 @@ even, on the right when odd; the canvas is the darkest value of the batch (black
 images); a map with no positive relevance scores 0.5 (it points nowhere). Cost: ``K - 1`` maps
 per input for ``K`` classes in the batch.
 
+Known limit: the check needs maps that, on a clean model, stay on the class they explain. The
+paper's MNIST CNN does not have them (Grad-CAM of its last convolution lies along the edges of a
+two-digit image, LRP lights both digits: a trusted model keeps about 0.4 of its map on its own
+half against its worst partner), and there the check does not tell active fooling from a plain
+fine-tune (README, "Checks").
+
 Example:
     >>> import torch
     >>> x = torch.zeros(4, 1, 8, 8); x[:, :, 2:6, 2:6] = 1.0            # a square in each input
