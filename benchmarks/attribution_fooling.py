@@ -222,7 +222,9 @@ def check_score(model: nn.Module, inputs: Tensor, reference: nn.Module) -> Tuple
     check's largest z over the interpreters (``"by_check"``)."""
     rep = audit_attributions(model, inputs, reference=reference)
     by_check = {c: float(rep.z[c].max()) for c in rep.checks}
-    return float(rep.combined.max()), {"flagged": rep.flagged, "rows": rep.table, "by_check": by_check}
+    raw = {c: {"model": rep.scores[c].tolist(), "reference": rep.details[c]["reference"].tolist()} for c in rep.checks}
+    return float(rep.combined.max()), {"flagged": rep.flagged, "rows": rep.table, "by_check": by_check,
+                                       "scores": raw}
 
 
 def _by_check(audit: Dict[str, Any]) -> str:

@@ -32,6 +32,8 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
     assert "metric adaptive_focus_fsr_stacked " in printed and "metric adaptive_focus_check_auroc " in printed
     assert "mosaic_focus" in results["adaptive_focus"]["audit"]["by_check"]
+    raw = results["adaptive_focus"]["audit"]["scores"]["mosaic_focus"]  # the check's means, per interpreter
+    assert len(raw["model"]) == len(raw["reference"]) == 3 and all(0 <= v <= 1 for v in raw["reference"])
     assert set(results["rgb/detection"]["by_check"]["active/grad_cam"]) >= {"mosaic_focus", "fixed_pattern"}
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
     assert (tmp_path / "rgb_attribution_fooling.png").stat().st_size > 10_000
