@@ -27,7 +27,7 @@ ALLOWED: Dict[str, Set[str]] = {
     "figures": {"paths"},
     "weights": {"paths"},
     "compat": {"_utils", "fv"},
-    "data": {"fv", "paths"},
+    "data": {"_utils", "fv", "paths"},
     "models": {"_utils", "data", "paths"},
     "metrics": {"_utils", "fv", "paths", "weights", "attributions"},
     "attributions": {"_utils"},

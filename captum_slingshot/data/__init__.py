@@ -20,7 +20,7 @@ Example:
     True
 """
 
-from .classes import class_mean_image, class_mean_images, side_by_side, two_class_composites
+from .classes import class_mean_image, class_mean_images, two_class_composites
 from .datasets import dataset_tensors
 from .folders import IMAGE_EXTENSIONS, image_folder, image_folder_dataset, interleaved_order, read_image
 from .mnist import (
@@ -43,7 +43,6 @@ __all__ = [
     "class_mean_images",
     "class_mean_image",
     "two_class_composites",
-    "side_by_side",
     "SKIMAGE_PHOTOS",
     "photo_crops",
     "write_photo_folder",

@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._utils.composites import side_by_side
 from .datasets import dataset_tensors
 
-__all__ = ["class_mean_images", "class_mean_image", "two_class_composites", "side_by_side"]
+__all__ = ["class_mean_images", "class_mean_image", "two_class_composites"]
 
 
 def class_mean_images(
@@ -142,31 +143,3 @@ def two_class_composites(
     left = torch.where(swap[:, None, None, None], second, first)
     right = torch.where(swap[:, None, None, None], first, second)
     return side_by_side(left, right, background), torch.where(swap, torch.tensor(c2), torch.tensor(c1))
-
-
-def side_by_side(left: Tensor, right: Tensor, background: float = 0.0) -> Tensor:
-    """``(N, C, H, W)``: each ``left[i]`` and ``right[i]`` shrunk to ``(H/2, W/2)`` (bilinear, antialiased) and
-    placed in the left and right halves of an ``(H, W)`` canvas of ``background``, vertically centred: the
-    layout of :func:`two_class_composites` and of the ``mosaic_focus`` check.
-
-    Example:
-        >>> import torch
-        >>> out = side_by_side(torch.ones(2, 1, 8, 8), torch.zeros(2, 1, 8, 8), background=-1.0)
-        >>> out[0, 0, 4].tolist()
-        [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
-        >>> out[0, 0, 0].unique().tolist()
-        [-1.0]
-    """
-    import torch.nn.functional as F
-
-    if not isinstance(left, Tensor) or left.dim() != 4 or min(left.shape[-2:]) < 4 or left.shape != right.shape:
-        raise ValueError(f"left and right must be two (N, C, H, W) batches of one shape with H, W >= 4, got "
-                         f"{getattr(left, 'shape', left)} and {getattr(right, 'shape', right)}")
-    n, c, h, w = left.shape
-    hh, hw = h // 2, w // 2
-    top = (h - hh) // 2
-    small = lambda x: F.interpolate(x.float(), size=(hh, hw), mode="bilinear", align_corners=False, antialias=True)
-    out = torch.full((n, c, h, w), float(background))
-    out[:, :, top:top + hh, :hw] = small(left)
-    out[:, :, top:top + hh, w - hw:] = small(right)
-    return out

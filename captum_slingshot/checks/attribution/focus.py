@@ -4,7 +4,7 @@ Quantus' ``Focus`` (Arias-Duart et al., "Focus! Rating XAI Methods and Finding B
 shows a model a mosaic of images of different classes and measures the share of the explanation's
 positive relevance that lies on the images of the class explained. Here each input ``i`` (of class
 ``c_i``, the target) is set beside a partner of another class ``c`` (both shrunk to half size,
-side by side: :func:`~captum_slingshot.data.side_by_side`), and the share of the map of ``c_i``
+side by side, as in :func:`~captum_slingshot.data.two_class_composites`), and the share of the map of ``c_i``
 that lies on ``i``'s half is its focus. Active attribution fooling (Heo et al.) swaps the maps of
 two classes on exactly such images and leaves single inputs alone, so it is invisible to checks
 that look at single inputs; an auditor does not know which two classes were swapped, so every
@@ -42,7 +42,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor
 
-from ...data.classes import side_by_side
+from ..._utils.composites import side_by_side
 from .base import Target, explanation_maps, register_attribution_check
 
 __all__ = ["mosaic_focus", "focus_mosaics"]
