@@ -49,6 +49,7 @@ def _computed_once(explanation_func: Any, inputs: Tensor, target: Target) -> Any
     """``explanation_func``, with its attributions of ``inputs`` (the same tensor, or a full-length view of it)
     for ``target`` computed on the first call and returned again after: every check asks for them, some twice."""
     kept: List[Tensor] = []
+    asked = target
 
     def func(x: Tensor, target: Target = None) -> Tensor:
         if not (x.shape == inputs.shape and x.data_ptr() == inputs.data_ptr() and _same(target, asked)):
@@ -57,7 +58,6 @@ def _computed_once(explanation_func: Any, inputs: Tensor, target: Target) -> Any
             kept.append(explanation_func(x, target=target).detach())
         return kept[0]
 
-    asked = target
     return func
 
 

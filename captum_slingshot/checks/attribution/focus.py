@@ -37,7 +37,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -61,7 +61,7 @@ def _targets(inputs: Tensor, target: Target) -> Tensor:
     return t
 
 
-def focus_mosaics(inputs: Tensor, target: Target) -> tuple:
+def focus_mosaics(inputs: Tensor, target: Target) -> Tuple[Tensor, Tensor, Tensor]:
     """The mosaics of :func:`mosaic_focus`: ``(mosaics (M, C, H, W), owner (M,), on_left (M,))``, every input
     beside one partner of every other class in ``target``; ``owner`` is the input each mosaic scores.
 
@@ -106,7 +106,8 @@ def mosaic_focus(explanation_func: Callable[..., Any], inputs: Tensor, *, target
     t = _targets(inputs, target)
     maps = explanation_maps(explanation_func, mosaics, t[owner], max_examples_per_batch).clamp(min=0)
     w = maps.shape[-1]
-    left, total = maps[..., : w // 2].flatten(1).sum(1), maps.flatten(1).sum(1)
-    mine = torch.where(on_left, left, total - left)
+    left, right = maps[..., : w // 2].flatten(1).sum(1), maps[..., w - w // 2:].flatten(1).sum(1)
+    total = maps.flatten(1).sum(1)  # with an odd width, the canvas column between the halves counts for neither
+    mine = torch.where(on_left, left, right)
     share = torch.where(total > 0, mine / total.clamp(min=1e-12), torch.full_like(total, 0.5))
     return torch.full((inputs.shape[0],), float("inf")).scatter_reduce(0, owner, share, reduce="amin")
