@@ -172,9 +172,9 @@ def test_mosaic_focus_is_high_for_a_map_on_its_input_and_low_for_one_swapped_to_
     assert torch.allclose(mosaic_focus(swapped, x, target=y), torch.zeros(6))
     nowhere = mosaic_focus(lambda inputs, target=None: -inputs.abs(), x, target=y)
     assert torch.allclose(nowhere, torch.full((6,), 0.5))
-    odd = torch.ones(4, 1, 9, 9)  # odd width: the canvas column between the halves belongs to neither
+    odd = torch.ones(4, 1, 9, 9)  # odd width: the canvas column between the halves belongs to neither side
     assert torch.allclose(mosaic_focus(lambda inputs, target=None: inputs + 1, odd, target=y[:4]),
-                          torch.full((4,), 0.5))
+                          torch.full((4,), 4 / 9))  # an even map: 4 of its 9 columns are the input's half
 
 
 def test_mosaic_focus_takes_the_worst_partner_class():
