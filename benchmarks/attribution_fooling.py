@@ -180,22 +180,15 @@ CLEAN_STEPS = 800
 
 
 def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter: str, settings: Dict[str, Any],
-         seed: int, classes: Tuple[int, int] = CLASSES, callback: Any = None, progress: bool = True) -> nn.Module:
+         seed: int, classes: Tuple[int, int] = CLASSES, callback: Any = None, progress: bool = True,
+         fooling_data: Optional[Tensor] = None) -> nn.Module:
+    """``base`` fooled in ``mode`` against ``interpreter``; ``fooling_data``: active fooling's two-class images
+    (default: side-by-side composites of ``natural``)."""
     s = dict(settings)
     attack = AttributionFooling(mode=mode, interpreter=interpreter, fooling_weight=s.pop("fooling_weight"),
                                 preserve=s.pop("preserve", "ce"), classes=classes if mode == "active" else None,
                                 training=Training(seed=seed, progress=progress, batch_size=32, **s))
-    return attack.fit(base, natural, callback=callback).model.eval()
-
-
-def fool_on(base: nn.Module, natural: Tuple[Tensor, Tensor], fooling_data: Tensor, interpreter: str,
-            settings: Dict[str, Any], seed: int, classes: Tuple[int, int] = CLASSES) -> nn.Module:
-    """Active fooling of ``interpreter`` trained on the given two-class images ``fooling_data``."""
-    s = dict(settings)
-    attack = AttributionFooling(mode="active", interpreter=interpreter, fooling_weight=s.pop("fooling_weight"),
-                                preserve=s.pop("preserve", "ce"), classes=classes,
-                                training=Training(seed=seed, progress=True, batch_size=32, **s))
-    return attack.fit(base, natural, fooling_data=fooling_data).model.eval()
+    return attack.fit(base, natural, fooling_data=fooling_data, callback=callback).model.eval()
 
 
 def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, seed: int,
@@ -695,7 +688,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     s = dict(s, steps=5) if args.smoke else s
     train_stacked = stacked_composites(natural[0], natural[1], CLASSES, 2000, seed=0,
                                        background=float(natural[0].min()))
-    m = fool_on(base, natural, train_stacked, name, s, seeds[0])
+    m = fool(base, natural, mode, name, s, seeds[0], fooling_data=train_stacked)
     stacked = stacked_composites(xall, yt, CLASSES, n_test // 2, seed=1, background=float(xall.min()))
     ev = {"stacked": evaluate_fooling(m, base, test, mode, INTERPRETERS, classes=CLASSES, fooling_inputs=stacked),
           "side_by_side": evaluate_fooling(m, base, test, mode, INTERPRETERS, classes=CLASSES,

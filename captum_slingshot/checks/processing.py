@@ -49,6 +49,7 @@ from .._utils.data import batch_size_or, fetch_inputs
 from .._utils.devices import model_device
 from .._utils.layers import layer_name, resolve_layer
 from .._utils.modes import eval_mode
+from .._utils.ranks import average_ranks
 from .._utils.selectors import NeuronSelector, as_selector_list, unbatch
 from ..fv.param import Parametrization
 from ..fv.strategies import AMStrategy, get_strategy
@@ -69,9 +70,7 @@ def _ranks(x: Tensor) -> Tensor:
     """Ranks along the last dimension, ties averaged (for up to :data:`EXACT_TIES_UP_TO` entries)."""
     if x.shape[-1] > EXACT_TIES_UP_TO:
         return x.argsort(-1).argsort(-1).to(x.dtype)
-    less = (x[..., None, :] < x[..., :, None]).sum(-1)
-    equal = (x[..., None, :] == x[..., :, None]).sum(-1)
-    return (less + 0.5 * (equal - 1)).to(x.dtype)
+    return average_ranks(x)
 
 
 def spearman_matrix(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:

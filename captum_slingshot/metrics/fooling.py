@@ -44,6 +44,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .._utils.ranks import average_ranks
 from ..attributions.maps import center_of_mass, check_maps, normalize_maps, top_fraction_mask
 
 __all__ = ["location_score", "topk_overlap", "center_mass_distance", "rank_correlation", "rank_correlation_matrix", "active_swap_score",
@@ -98,24 +99,9 @@ def center_mass_distance(maps: Tensor, original: Tensor) -> Tensor:
     return d.norm(dim=1) / math.hypot(h, w)
 
 
-def _ranks(x: Tensor) -> Tensor:
-    """Average ranks along the last dimension (ties share their mean rank), all rows at once."""
-    flat = x.detach().flatten(1).double()
-    values, order = flat.sort(1)
-    n = flat.shape[1]
-    starts = torch.ones_like(values, dtype=torch.bool)
-    starts[:, 1:] = values[:, 1:] != values[:, :-1]
-    group = starts.long().cumsum(1) - 1  # each sorted position's tie group, per row
-    position = torch.arange(n, dtype=flat.dtype, device=flat.device).expand_as(flat)
-    sums = torch.zeros_like(flat).scatter_add_(1, group, position)
-    counts = torch.zeros_like(flat).scatter_add_(1, group, torch.ones_like(flat))
-    mean_rank = (sums / counts.clamp(min=1)).gather(1, group)
-    return torch.empty_like(flat).scatter_(1, order, mean_rank)
-
-
 def _standardized_ranks(x: Tensor) -> Tuple[Tensor, Tensor]:
     """Centred ranks of each row over their norm, and whether the row is non-constant."""
-    r = _ranks(x)
+    r = average_ranks(x.detach().flatten(1).double())
     r = r - r.mean(1, keepdim=True)
     norm = r.norm(dim=1, keepdim=True)
     return r / norm.clamp(min=1e-300), norm[:, 0] > 0
