@@ -59,13 +59,16 @@ Usage::
     python benchmarks/attribution_fooling.py --rgb-only [--cells topk/grad_cam,active]   # the RGB part alone
     python benchmarks/attribution_fooling.py --tune-rgb [--cells ...]    # the RGB grid, validation crops only
     python benchmarks/attribution_fooling.py --rgb-only --attack-seed 1 --out runs/rgb_seed1   # a replicate
+    python benchmarks/attribution_fooling.py --rgb-audit-only --out runs/rgb_seed1   # the RGB audit of those models
 
 ``--quick``: one attack seed, 500 test inputs, no RGB part (21 minutes on 2 cores). The reported MNIST numbers
 use ``CS_THREADS=1`` (``--mnist-only``, 28 minutes beside two RGB processes): at another thread count the fooled
 models differ in their last bits and so do the audit's scores (the first run, at torch's default, had AUROC 1.0; one
 thread gives 0.92). ``--cells``
 picks cells of ``--rgb-only`` / ``--tune-rgb`` (``mode/interpreter``, a mode or an interpreter).
-``CS_THREADS=1`` sets torch's thread count (for shared machines).
+``CS_THREADS=1`` sets torch's thread count (for shared machines). The RGB base models (seed 0, and the audit's seeds
+1 and 2) are cached under ``models_dir()`` by seed, data, schedule and thread count (:func:`rgb_model`), so a second
+run, or ``--rgb-audit-only`` on the fooled models a ``--rgb-only`` run saved, skips their 20 minutes of training.
 Ends with ``metric <name> <value>`` lines.
 """
 
@@ -234,6 +237,22 @@ def stacked_composites(images: Tensor, labels: Tensor, classes: Tuple[int, int],
     return comp.transpose(-1, -2).contiguous()
 
 
+def class_map_similarity(model: nn.Module, composites: Tensor, classes: Tuple[int, int],
+                         interpreters: Tuple[str, ...] = INTERPRETERS) -> Dict[str, float]:
+    """``{interpreter: mean Spearman rho}`` between ``model``'s maps of the two classes on the same two-class
+    composites: how alike the explanations active fooling swaps were before it (near 1, a "swap" moves the maps
+    little; its FSR asks only that each map end nearer the other class's original than its own)."""
+    from captum_slingshot.checks.attribution import explanation_maps
+    from captum_slingshot.metrics import rank_correlation
+
+    out = {}
+    for name in interpreters:
+        func = make_interpreter(name, model).heatmap
+        first, second = (explanation_maps(func, composites, torch.full((len(composites),), c), 256) for c in classes)
+        out[name] = float(rank_correlation(first, second).mean())
+    return out
+
+
 def transfer(fsr: Dict[str, float], trained: str) -> float:
     others = [v for k, v in fsr.items() if k not in trained.split("+")]
     return sum(others) / len(others)
@@ -339,12 +358,29 @@ def rgb_tile_crops(n_per_photo: int, split: str, seed: int) -> Tuple[Tensor, Ten
 
 
 def rgb_model(train: Tuple[Tensor, Tensor], seed: int, smoke: bool) -> nn.Module:
-    """``SmallRGBCNN`` (width 16) of training seed ``seed``: SGD for RGB_EPOCHS, then RGB_SETTLE_STEPS of Adam."""
+    """``SmallRGBCNN`` (width 16) of training seed ``seed``: SGD for RGB_EPOCHS, then RGB_SETTLE_STEPS of Adam.
+    Cached under ``models_dir()`` (one file per seed, training data, schedule and torch thread count, on which the
+    weights depend; written atomically): each run of the RGB part trains up to three of them, 7 minutes each on one
+    thread."""
+    import hashlib
+
+    from captum_slingshot.paths import models_dir
+
+    epochs, settle = (1, 5) if smoke else (RGB_EPOCHS, RGB_SETTLE_STEPS)
+    digest = hashlib.sha256(train[0].numpy().tobytes() + train[1].numpy().tobytes()).hexdigest()[:16]
+    path = models_dir() / f"attribution_bench_rgb_seed{seed}_e{epochs}_s{settle}_t{torch.get_num_threads()}_{digest}.pt"
     torch.manual_seed(seed)
     model = SmallRGBCNN(num_classes=int(train[1].max()) + 1, width=16)
-    train_classifier(model, torch.utils.data.TensorDataset(*train), epochs=1 if smoke else RGB_EPOCHS, lr=1e-2,
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    train_classifier(model, torch.utils.data.TensorDataset(*train), epochs=epochs, lr=1e-2,
                      batch_size=32, seed=seed, progress=False)
-    return clean_finetune(model, train, 5 if smoke else RGB_SETTLE_STEPS, seed=seed).eval()  # settle: RGB_EPOCHS
+    model = clean_finetune(model, train, settle, seed=seed).eval()  # settle: see RGB_SETTLE_STEPS
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return model
 
 
 def rgb_setup(smoke: bool) -> Dict[str, Any]:
@@ -480,6 +516,9 @@ def rgb_part(smoke: bool, out: Dict[str, Any], metrics: Dict[str, float],
     metrics["rgb_agreement_control"] = out["rgb/control"]["agreement"]
     print(f"RGB control ({RGB_CONTROL_PRESERVE} only, {out['rgb/control']['steps']} steps, no fooling): agreement "
           f"{out['rgb/control']['agreement']:.3f}, acc drop {out['rgb/control']['accuracy_drop']:+.2f}", flush=True)
+    similar = out["rgb/active_originals"] = class_map_similarity(model, rgb["test_composites"], RGB_CLASSES)
+    print(f"RGB: the original's maps of photos {RGB_CLASSES} on the held-out composites, rank correlation with each "
+          f"other: " + ", ".join(f"{k} {v:+.2f}" for k, v in similar.items()), flush=True)
     fooled: Dict[Tuple[str, str], nn.Module] = {}
     saved = os.path.join(out_dir, "rgb_models") if out_dir else None
     for mode, name in cells or list(RGB_SETTINGS):
@@ -589,11 +628,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ap.add_argument("--attack-seed", type=int, default=0, help="with --rgb-only: the attacks' seed (default 0, the "
                     "reported one; use another --out per seed)")
     ap.add_argument("--mnist-only", action="store_true", help="the full MNIST part (both attack seeds), no RGB")
+    ap.add_argument("--rgb-audit-only", action="store_true", help="only the RGB attribution audit, on the fooled "
+                    "models an earlier --rgb-only run saved in --out (same RGB_SETTINGS and --attack-seed)")
     ap.add_argument("--out", default="runs/attribution_fooling")
     args = ap.parse_args(argv)
     if os.environ.get("CS_THREADS"):
         torch.set_num_threads(int(os.environ["CS_THREADS"]))
-    if args.tune_rgb or args.rgb_only:
+    if args.tune_rgb or args.rgb_only or args.rgb_audit_only:
         os.makedirs(args.out, exist_ok=True)
         t_start = time.perf_counter()
         if args.tune_rgb:
@@ -601,10 +642,20 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             return {}
         results: Dict[str, Any] = {"rgb_settings": {f"{m}/{i}": v for (m, i), v in RGB_SETTINGS.items()}}
         metrics: Dict[str, float] = {}
-        rgb_part(args.smoke, results, metrics, _cells(args.cells), out_dir=args.out, seed=args.attack_seed)
+        if args.rgb_audit_only:
+            rgb = rgb_setup(args.smoke)
+            fooled = saved_rgb_models(args.out, rgb["model"], {}, args.smoke, args.attack_seed)
+            missing = [f"{m}/{i}" for m, i in RGB_SETTINGS if (m, i) not in fooled]
+            if missing:
+                raise SystemExit(f"--rgb-audit-only: {args.out}/rgb_models lacks models of today's RGB_SETTINGS and "
+                                 f"attack seed {args.attack_seed} for {', '.join(missing)}; run --rgb-only first")
+            rgb_detection(rgb, fooled, args.smoke, results, metrics)
+        else:
+            rgb_part(args.smoke, results, metrics, _cells(args.cells), out_dir=args.out, seed=args.attack_seed)
         metrics["seconds"] = time.perf_counter() - t_start
         results["metrics"] = metrics
-        with open(os.path.join(args.out, "results_rgb.json"), "w") as f:
+        with open(os.path.join(args.out, "results_rgb_audit.json" if args.rgb_audit_only else "results_rgb.json"),
+                  "w") as f:
             json.dump(results, f, indent=2, default=str)
         for k, v in metrics.items():
             print(f"metric {k} {v:.4f}")
@@ -636,6 +687,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     fooled_scores: List[float] = []
     fooled_models: Dict[Tuple[str, str], nn.Module] = {}
 
+    similar = results["active_originals"] = class_map_similarity(base, composites, CLASSES)
+    print(f"the original's maps of classes {CLASSES} on the held-out composites, rank correlation with each other "
+          f"(what active fooling swaps): " + ", ".join(f"{k} {v:+.2f}" for k, v in similar.items()), flush=True)
     print(f"{'mode':12s} {'trained':12s} seed  FSR trained  transfer  acc orig -> fooled (drop)  check z")
     for (mode, name), s in settings.items():
         for seed in seeds:

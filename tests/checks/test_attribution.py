@@ -134,6 +134,23 @@ def test_audit_needs_a_reference_and_flags_nothing_for_the_model_against_itself(
     assert "mosaic_focus" in two.checks and two.info["skipped"] == {} and float(two.combined.abs().max()) < 1e-5
 
 
+def test_the_audit_explains_grad_cam_at_the_layer_it_is_given_and_leaves_the_other_rows_alone():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 8 * 8, 3)).eval()
+    x, t = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    at_conv = attribution_scores(model, x, t, ("grad_cam", "saliency"), ("fixed_pattern",))["fixed_pattern"]
+    at_relu = attribution_scores(model, x, t, ("grad_cam", "saliency"), ("fixed_pattern",),
+                                 interpreter_layer="3")["fixed_pattern"]
+    expected = fixed_pattern(LayerGradCam(model, model[3]).attribute, x, target=t)
+    assert torch.allclose(at_relu[0], expected, atol=1e-5) and not torch.allclose(at_conv[0], at_relu[0])
+    assert torch.equal(at_conv[1], at_relu[1])  # saliency attributes to the input and takes no layer
+    rep = audit_attributions(model, x, reference=model, target=t, interpreter_layer="3")
+    assert rep.info["interpreter_layer"] == "3" and float(rep.combined.abs().max()) < 1e-5
+    with pytest.raises(ValueError, match="no_such_layer"):
+        audit_attributions(model, x, reference=model, interpreter_layer="no_such_layer")
+
+
 def test_the_audit_leaves_mosaic_focus_out_by_default_when_every_target_is_one_class_and_says_so():
     model, x = _net(), torch.rand(6, 1, 8, 8)
     one = torch.zeros(6, dtype=torch.long)

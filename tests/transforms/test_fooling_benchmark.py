@@ -30,6 +30,8 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert "metric rgb_attribution_check_auroc " in printed and 0 <= metrics["rgb_attribution_check_auroc"] <= 1
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["attacks"]) == 8 and len(results["clean"]) == 4 and "adaptive" in results
+    assert set(results["active_originals"]) == {"grad_cam", "lrp_epsilon", "saliency", "input_x_gradient"}
+    assert all(-1 <= v <= 1 for v in results["active_originals"].values())
     assert "metric adaptive_focus_fsr_stacked " in printed and "metric adaptive_focus_check_auroc " in printed
     assert "mosaic_focus" in results["adaptive_focus"]["audit"]["by_check"]
     raw = results["adaptive_focus"]["audit"]["scores"]["mosaic_focus"]  # the check's means, per interpreter
@@ -38,6 +40,11 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
     assert (tmp_path / "rgb_attribution_fooling.png").stat().st_size > 10_000
     assert len(list((tmp_path / "rgb_models").glob("*.pt"))) == 8  # every RGB cell's fooled model, with its settings
+    # the RGB audit alone, on the fooled models just saved, with the base models now cached: the same AUROC
+    again = bench.main(["--smoke", "--rgb-audit-only", "--out", str(tmp_path)])
+    assert again["rgb_attribution_check_auroc"] == metrics["rgb_attribution_check_auroc"]
+    audit = json.loads((tmp_path / "results_rgb_audit.json").read_text())["rgb/detection"]
+    assert audit["fooled"] == results["rgb/detection"]["fooled"] and audit["clean"] == results["rgb/detection"]["clean"]
 
 
 def test_rgb_tiles_are_a_latin_square_of_disjoint_splits(bench):
@@ -83,3 +90,8 @@ def test_stacked_composites_put_one_class_above_the_other(bench):
     assert bool(((top == 1) & (bottom == 0)).flatten(1).all(1).logical_xor(
         ((top == 0) & (bottom == 1)).flatten(1).all(1)).all())  # one class above the other, never side by side
     assert bool((comp[:, 0, :, :2] == -1).all())  # the left and right margins are canvas
+
+
+def test_rgb_audit_only_needs_the_saved_models(bench, tmp_path):
+    with pytest.raises(SystemExit, match="lacks models .* run --rgb-only first"):
+        bench.main(["--smoke", "--rgb-audit-only", "--out", str(tmp_path)])

@@ -1,0 +1,229 @@
+"""A development suite for attribution checks, kept apart from the reported one, and the candidate checks
+tried on it.
+
+``attribution_fooling.py`` reports the audit on its own suite (base CNN of seed 0, active fooling of
+classes 3 and 8, attack seeds 0 and 1, the first 200 test digits). A new check must not be designed on that
+suite, so this one is different in every draw: the paper's MNIST CNN of training seed 3 (a second clean base:
+seed 4), attacks of seed 5 with ``attribution_fooling.SETTINGS`` (active fooling swaps classes 1 and 7),
+cross-entropy-only fine-tunes of both bases (``CLEAN_STEPS``), test digits 5000-5199, the reference a CNN of
+seed 2 (as in the report: it is the trusted model, not a measured one). Clean: the two bases and their
+fine-tunes; fooled: active, top-k and centre-of-mass fooling of Grad-CAM and of LRP (location fooling is
+flagged by every audit so far and left out).
+
+What it measures (each score with its direction declared before it was run; AUROC of fooled against clean,
+per interpreter, where a score belongs to one):
+
+* ``audit``: :func:`~captum_slingshot.checks.audit_attributions`' combined z, with Grad-CAM at the last
+  convolution (the default) and at the ReLU after it (``interpreter_layer="relu2"``, Selvaraju et al.'s rectified
+  feature maps).
+* ``gradcam``: the share of inputs whose Grad-CAM map has no positive relevance, and the rank correlation of
+  each model's Grad-CAM map with its base's, at both layers: how much a fine-tune moves the map.
+* ``noise``: weight-noise stability: the rank correlation of a model's map with the maps of
+  ``NOISE_DRAWS`` copies whose every parameter tensor got Gaussian noise of ``NOISE_SCALE`` x its standard
+  deviation (low: suspicious, the hypothesis being that a fooled map sits in a fragile optimum).
+* ``contrast``: on the same mosaics, the share of the map of the input's class on its own half minus the share
+  of the partner's class's map there; per input the mean over partners (low: suspicious; a model that tells the
+  two classes apart by place scores above 0, a swap below).
+* ``partner``: partner consistency on ``mosaic_focus``'s mosaics: the map of an input's class on its own half,
+  set beside a partner of each other class; per input the smallest rank correlation with the mean of the
+  other partners' maps (low: suspicious, the hypothesis being that active fooling changes the map beside one
+  partner class only).
+
+Usage::
+
+    python benchmarks/attribution_check_probe.py [--quick] [--out runs/attribution_check_probe]
+
+``--quick``: the Grad-CAM attacks and the seed-3 clean models only, 100 digits. Models are cached in ``--out``.
+Ends with ``metric <name> <value>`` lines. ``CS_THREADS=1`` sets torch's thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from captum_slingshot.attributions import make_interpreter
+from captum_slingshot.checks import audit_attributions
+from captum_slingshot.checks.attribution import explanation_maps, focus_mosaics
+from captum_slingshot.data import load_mnist, normalize_mnist
+from captum_slingshot.metrics import auroc, rank_correlation
+from captum_slingshot.models import pretrained_mnist_cnn
+
+BASE_SEED, SECOND_BASE_SEED, REFERENCE_SEED, ATTACK_SEED = 3, 4, 2, 5
+PAIR = (1, 7)
+INPUTS = (5000, 5200)
+ATTACKS = (("active", "grad_cam"), ("active", "lrp_epsilon"), ("topk", "grad_cam"), ("topk", "lrp_epsilon"),
+           ("center_mass", "grad_cam"), ("center_mass", "lrp_epsilon"))
+INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency")
+NOISE_SCALE, NOISE_DRAWS = 0.05, 3
+#: the ReLU after the MNIST CNN's last convolution
+RECTIFIED = "relu2"
+
+
+def _sibling(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", pathlib.Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cached(path: str, like: nn.Module, make: Callable[[], nn.Module]) -> nn.Module:
+    """``make()``, or the state dict saved at ``path`` by an earlier run (written atomically)."""
+    model = copy.deepcopy(like)
+    if os.path.isfile(path):
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    model = make().eval()
+    torch.save(model.state_dict(), path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return model
+
+
+def noisy_copy(model: nn.Module, scale: float, seed: int) -> nn.Module:
+    """A copy of ``model`` with Gaussian noise of ``scale`` x each parameter tensor's standard deviation."""
+    g = torch.Generator().manual_seed(seed)
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in out.parameters():
+            if p.numel() > 1:
+                p.add_(torch.randn(p.shape, generator=g) * scale * p.std())
+    return out.eval()
+
+
+def noise_stability(model: nn.Module, interpreter: str, x: Tensor, target: Tensor) -> float:
+    """Mean rank correlation of the map with those of :data:`NOISE_DRAWS` noisy copies."""
+    maps = explanation_maps(make_interpreter(interpreter, model).heatmap, x, target, 256)
+    rhos = [rank_correlation(maps, explanation_maps(make_interpreter(interpreter, noisy_copy(model, NOISE_SCALE, k))
+                                                    .heatmap, x, target, 256)).mean() for k in range(NOISE_DRAWS)]
+    return float(torch.stack(rhos).mean())
+
+
+def partner_consistency(model: nn.Module, interpreter: str, x: Tensor, target: Tensor) -> float:
+    """Mean over inputs of the smallest rank correlation of the own-half map beside one partner with the mean of
+    the own-half maps beside the others."""
+    mosaics, owner, on_left = focus_mosaics(x, target)
+    maps = explanation_maps(make_interpreter(interpreter, model).heatmap, mosaics, target[owner], 256)
+    k = len(owner) // len(x)
+    w = maps.shape[-1]
+    own = torch.where(on_left[:, None, None], maps[..., : w // 2], maps[..., w - w // 2:]).reshape(len(x), k, -1,
+                                                                                                    w // 2)
+    others = (own.sum(1, keepdim=True) - own) / (k - 1)
+    rho = rank_correlation(own.flatten(0, 1), others.flatten(0, 1)).reshape(len(x), k)
+    return float(rho.min(1).values.mean())
+
+
+def _own_share(maps: Tensor, on_left: Tensor) -> Tensor:
+    maps = maps.clamp(min=0)
+    w = maps.shape[-1]
+    left, right = maps[..., : w // 2].flatten(1).sum(1), maps[..., w - w // 2:].flatten(1).sum(1)
+    total = maps.flatten(1).sum(1)
+    return torch.where(total > 0, torch.where(on_left, left, right) / total.clamp(min=1e-12), torch.full_like(total, 0.5))
+
+
+def contrast(model: nn.Module, interpreter: str, x: Tensor, target: Tensor) -> float:
+    """Mean over inputs and partners of (own class's share on the own half) - (partner class's share there)."""
+    mosaics, owner, on_left = focus_mosaics(x, target)
+    classes = target.unique()
+    partner = torch.cat([classes[classes != target[i]] for i in range(len(x))])
+    func = make_interpreter(interpreter, model).heatmap
+    own = _own_share(explanation_maps(func, mosaics, target[owner], 256), on_left)
+    other = _own_share(explanation_maps(func, mosaics, partner, 256), on_left)
+    return float((own - other).mean())
+
+
+def gradcam_state(model: nn.Module, base: nn.Module, x: Tensor, target: Tensor, layer: Optional[str]) -> Dict[str, float]:
+    """Grad-CAM at ``layer``: the share of empty maps, and the rank correlation with ``base``'s maps."""
+    maps = explanation_maps(make_interpreter("grad_cam", model, layer).heatmap, x, target, 256)
+    ref = explanation_maps(make_interpreter("grad_cam", base, layer).heatmap, x, target, 256)
+    return {"empty": float((maps.flatten(1).amax(1) <= 0).float().mean()),
+            "rho_to_base": float(rank_correlation(maps, ref).mean())}
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="Grad-CAM attacks, seed-3 clean models, 100 digits")
+    ap.add_argument("--out", default="runs/attribution_check_probe")
+    args = ap.parse_args(argv)
+    if os.environ.get("CS_THREADS"):
+        torch.set_num_threads(int(os.environ["CS_THREADS"]))
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.perf_counter()
+    bench = _sibling("attribution_fooling")
+    train = load_mnist("train").tensors
+    natural = (normalize_mnist(train[0]), train[1])
+    xt, _ = load_mnist("test").tensors
+    start, stop = INPUTS
+    x = normalize_mnist(xt)[start:start + 100 if args.quick else stop]
+
+    reference = pretrained_mnist_cnn(seed=REFERENCE_SEED, progress=False)
+    base = pretrained_mnist_cnn(seed=BASE_SEED, progress=False)
+    bases = {BASE_SEED: base} if args.quick else {BASE_SEED: base,
+                                                  SECOND_BASE_SEED: pretrained_mnist_cnn(seed=SECOND_BASE_SEED,
+                                                                                         progress=False)}
+    clean: Dict[str, nn.Module] = {}
+    for seed, b in bases.items():
+        clean[f"base seed {seed}"] = b
+        clean[f"CE fine-tune of seed {seed}"] = cached(os.path.join(args.out, f"ce_seed{seed}.pt"), b, lambda: (
+            bench.clean_finetune(b, natural, bench.CLEAN_STEPS, seed)))
+    fooled: Dict[str, nn.Module] = {}
+    for mode, name in ATTACKS:
+        if args.quick and name != "grad_cam":
+            continue
+        fooled[f"{mode}/{name}"] = cached(os.path.join(args.out, f"{mode}_{name}.pt"), base, lambda: bench.fool(
+            base, natural, mode, name, bench.SETTINGS[(mode, name)], ATTACK_SEED, classes=PAIR, progress=False))
+    print(f"suite ready: {len(clean)} clean, {len(fooled)} fooled models ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    models = {**clean, **fooled}
+    labels = torch.tensor([0] * len(clean) + [1] * len(fooled))
+    rows: Dict[str, Dict[str, Any]] = {k: {} for k in models}
+    for label, m in models.items():
+        with torch.no_grad():
+            target = m(x).argmax(1)
+        own_base = bases[SECOND_BASE_SEED] if label.endswith(f"seed {SECOND_BASE_SEED}") else base
+        r = rows[label]
+        for layer, key in ((None, "conv"), (RECTIFIED, "relu")):
+            rep = audit_attributions(m, x, reference=reference, interpreter_layer=layer)
+            r[f"audit_{key}"] = float(rep.combined.max())
+            r[f"audit_{key}_by_check"] = {c: round(float(rep.z[c].max()), 2) for c in rep.checks}
+            r[f"gradcam_{key}"] = gradcam_state(m, own_base, x, target, layer)
+        for name in INTERPRETERS:
+            r[f"noise_{name}"] = noise_stability(m, name, x, target)
+            r[f"partner_{name}"] = partner_consistency(m, name, x, target)
+            r[f"contrast_{name}"] = contrast(m, name, x, target)
+        print(f"{label:32s} audit z {r['audit_conv']:4.1f} (Grad-CAM at {RECTIFIED}: {r['audit_relu']:4.1f}); Grad-CAM "
+              f"empty {r['gradcam_conv']['empty']:.2f} / {r['gradcam_relu']['empty']:.2f}, rho to base "
+              f"{r['gradcam_conv']['rho_to_base']:+.2f} / {r['gradcam_relu']['rho_to_base']:+.2f}; noise "
+              + " ".join(f"{n[:3]} {r[f'noise_{n}']:.3f}" for n in INTERPRETERS) + "; partner "
+              + " ".join(f"{n[:3]} {r[f'partner_{n}']:.3f}" for n in INTERPRETERS) + "; contrast "
+              + " ".join(f"{n[:3]} {r[f'contrast_{n}']:+.3f}" for n in INTERPRETERS), flush=True)
+
+    metrics: Dict[str, float] = {}
+    for key, sign in [("audit_conv", 1), ("audit_relu", 1)] + [(f"{p}_{n}", -1) for p in ("noise", "partner", "contrast")
+                                                                for n in INTERPRETERS]:
+        scores = torch.tensor([sign * rows[k][key] for k in models])
+        metrics[f"probe_auroc_{key}"] = auroc(scores, labels, 1)
+    for n in INTERPRETERS:  # how far clean models tell two classes apart by place on a mosaic
+        metrics[f"probe_contrast_clean_{n}"] = sum(rows[k][f"contrast_{n}"] for k in clean) / len(clean)
+    for key in ("conv", "relu"):
+        fine = [rows[k][f"gradcam_{key}"] for k in clean if "fine-tune" in k]
+        metrics[f"probe_gradcam_{key}_empty_clean_finetunes"] = sum(g["empty"] for g in fine) / len(fine)
+        metrics[f"probe_gradcam_{key}_rho_clean_finetunes"] = sum(g["rho_to_base"] for g in fine) / len(fine)
+    metrics["seconds"] = time.perf_counter() - t0
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"rows": rows, "metrics": metrics}, f, indent=2)
+    for k, v in metrics.items():
+        print(f"metric {k} {v:.4f}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
