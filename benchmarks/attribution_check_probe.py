@@ -46,7 +46,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -74,18 +74,6 @@ def _sibling(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def cached(path: str, like: nn.Module, make: Callable[[], nn.Module]) -> nn.Module:
-    """``make()``, or the state dict saved at ``path`` by an earlier run (written atomically)."""
-    model = copy.deepcopy(like)
-    if os.path.isfile(path):
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    model = make().eval()
-    torch.save(model.state_dict(), path + ".tmp")
-    os.replace(path + ".tmp", path)
-    return model
 
 
 def noisy_copy(model: nn.Module, scale: float, seed: int) -> nn.Module:
@@ -172,14 +160,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     clean: Dict[str, nn.Module] = {}
     for seed, b in bases.items():
         clean[f"base seed {seed}"] = b
-        clean[f"CE fine-tune of seed {seed}"] = cached(os.path.join(args.out, f"ce_seed{seed}.pt"), b, lambda: (
-            bench.clean_finetune(b, natural, bench.CLEAN_STEPS, seed)))
+        clean[f"CE fine-tune of seed {seed}"] = bench.cached_model(
+            os.path.join(args.out, f"ce_seed{seed}.pt"), copy.deepcopy(b),
+            lambda: bench.clean_finetune(b, natural, bench.CLEAN_STEPS, seed))
     fooled: Dict[str, nn.Module] = {}
     for mode, name in ATTACKS:
         if args.quick and name != "grad_cam":
             continue
-        fooled[f"{mode}/{name}"] = cached(os.path.join(args.out, f"{mode}_{name}.pt"), base, lambda: bench.fool(
-            base, natural, mode, name, bench.SETTINGS[(mode, name)], ATTACK_SEED, classes=PAIR, progress=False))
+        fooled[f"{mode}/{name}"] = bench.cached_model(
+            os.path.join(args.out, f"{mode}_{name}.pt"), copy.deepcopy(base),
+            lambda: bench.fool(base, natural, mode, name, bench.SETTINGS[(mode, name)], ATTACK_SEED, classes=PAIR,
+                               progress=False))
     print(f"suite ready: {len(clean)} clean, {len(fooled)} fooled models ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     models = {**clean, **fooled}

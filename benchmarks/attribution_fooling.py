@@ -195,13 +195,13 @@ def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter
 
 
 def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, seed: int,
-                   preserve: str = "ce") -> nn.Module:
-    """The control: the same fine-tune (Adam 1e-3, batch 32, eval mode) with the preservation loss only
-    (``"ce"``: cross-entropy to the labels; ``"distill"``: KL to ``base``'s softmax)."""
+                   preserve: str = "ce", lr: float = 1e-3) -> nn.Module:
+    """The control: the same fine-tune (Adam, ``lr`` 1e-3 like the attacks', batch 32, eval mode) with the
+    preservation loss only (``"ce"``: cross-entropy to the labels; ``"distill"``: KL to ``base``'s softmax)."""
     import copy
 
     model = copy.deepcopy(base).eval()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     x, y = natural
     for _ in range(steps):
@@ -357,30 +357,44 @@ def rgb_tile_crops(n_per_photo: int, split: str, seed: int) -> Tuple[Tensor, Ten
     return torch.cat(xs), torch.cat(ys)
 
 
-def rgb_model(train: Tuple[Tensor, Tensor], seed: int, smoke: bool) -> nn.Module:
-    """``SmallRGBCNN`` (width 16) of training seed ``seed``: SGD for RGB_EPOCHS, then RGB_SETTLE_STEPS of Adam.
-    Cached under ``models_dir()`` (one file per seed, training data, schedule and torch thread count, on which the
-    weights depend; written atomically): each run of the RGB part trains up to three of them, 7 minutes each on one
-    thread."""
+def data_digest(data: Tuple[Tensor, Tensor]) -> str:
+    """16 hex digits of SHA-256 over ``(inputs, labels)``: names a model cached for that training data."""
     import hashlib
 
-    from captum_slingshot.paths import models_dir
+    return hashlib.sha256(data[0].numpy().tobytes() + data[1].numpy().tobytes()).hexdigest()[:16]
 
-    epochs, settle = (1, 5) if smoke else (RGB_EPOCHS, RGB_SETTLE_STEPS)
-    digest = hashlib.sha256(train[0].numpy().tobytes() + train[1].numpy().tobytes()).hexdigest()[:16]
-    path = models_dir() / f"attribution_bench_rgb_seed{seed}_e{epochs}_s{settle}_t{torch.get_num_threads()}_{digest}.pt"
-    torch.manual_seed(seed)
-    model = SmallRGBCNN(num_classes=int(train[1].max()) + 1, width=16)
-    if path.is_file():
+
+def cached_model(path: Any, model: nn.Module, build: Any) -> nn.Module:
+    """``model`` with the state dict saved at ``path``; else ``build()`` (the trained model), saved there atomically
+    (a run stopped halfway leaves no file)."""
+    if os.path.isfile(path):
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
-    train_classifier(model, torch.utils.data.TensorDataset(*train), epochs=epochs, lr=1e-2,
-                     batch_size=32, seed=seed, progress=False)
-    model = clean_finetune(model, train, settle, seed=seed).eval()  # settle: see RGB_SETTLE_STEPS
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    model = build().eval()
+    tmp = f"{path}.tmp{os.getpid()}"
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
     return model
+
+
+def rgb_model(train: Tuple[Tensor, Tensor], seed: int, smoke: bool) -> nn.Module:
+    """``SmallRGBCNN`` (width 16) of training seed ``seed``: SGD for RGB_EPOCHS, then RGB_SETTLE_STEPS of Adam.
+    Cached under ``models_dir()`` (one file per seed, training data, schedule and torch thread count, on which the
+    weights depend): each run of the RGB part trains up to three of them, 7 minutes each on one thread."""
+    from captum_slingshot.paths import models_dir
+
+    epochs, settle = (1, 5) if smoke else (RGB_EPOCHS, RGB_SETTLE_STEPS)
+    path = models_dir() / (f"attribution_bench_rgb_seed{seed}_e{epochs}_s{settle}_t{torch.get_num_threads()}_"
+                           f"{data_digest(train)}.pt")
+    torch.manual_seed(seed)
+    model = SmallRGBCNN(num_classes=int(train[1].max()) + 1, width=16)
+
+    def build() -> nn.Module:
+        train_classifier(model, torch.utils.data.TensorDataset(*train), epochs=epochs, lr=1e-2,
+                         batch_size=32, seed=seed, progress=False)
+        return clean_finetune(model, train, settle, seed=seed)  # settle: see RGB_SETTLE_STEPS
+
+    return cached_model(path, model, build)
 
 
 def rgb_setup(smoke: bool) -> Dict[str, Any]:
