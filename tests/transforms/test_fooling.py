@@ -149,6 +149,25 @@ def test_resume_continues_exactly(tmp_path):
         _fooling(steps=6, mode="topk").fit(model, data, resume=str(bad))
 
 
+def test_sgd_trains_resumes_exactly_and_a_checkpoint_of_the_other_optimizer_is_refused(tmp_path):
+    model, data = _toy(), _toy_data()
+    full = _fooling(steps=6, mode="topk", optimizer="sgd", lr=0.05).fit(model, data)
+    assert full.settings["optimizer"] == "sgd"
+    adam = _fooling(steps=6, mode="topk", lr=0.05).fit(model, data)
+    assert adam.history["loss"][1:] != full.history["loss"][1:]  # the same first batch, then other steps
+    ckpt = str(tmp_path / "sgd.pt")
+    first = _fooling(steps=6, mode="topk", optimizer="sgd", lr=0.05, checkpoint_path=ckpt, checkpoint_every=3)
+    first.fit(model, data, callback=lambda step, rec, m: step < 3)
+    resumed = _fooling(steps=6, mode="topk", optimizer="sgd", lr=0.05, checkpoint_path=ckpt,
+                       checkpoint_every=3).fit(model, data, resume=ckpt)  # the momentum buffers come back too
+    assert resumed.history["loss"] == full.history["loss"]
+    assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in full.model.state_dict().items())
+    with pytest.raises(ValueError, match="other settings.*optimizer"):
+        _fooling(steps=6, mode="topk", lr=0.05).fit(model, data, resume=ckpt)
+    with pytest.raises(ValueError, match="optimizer must be one of adam, sgd"):
+        _fooling(optimizer="rmsprop")
+
+
 def test_the_nan_guard_names_both_terms_and_leaves_the_original_alone():
     model, (x, y) = _toy(), _toy_data()
     x = x.clone()

@@ -33,6 +33,7 @@ from ..._utils.layers import layer_name
 from ...attributions.interpreters import INTERPRETERS, Interpreter, make_interpreter
 from ...attributions.maps import center_of_mass, minmax_maps, region_mask, top_fraction_mask
 from ..finetune import Callback, FinetuneRun, RunTexts
+from .config import make_optimizer
 from .losses import active_loss, center_mass_loss, location_loss, mass_loss, topk_loss
 
 __all__ = ["FoolingRun", "Callback", "read_mask"]
@@ -113,7 +114,7 @@ class FoolingRun(FinetuneRun):
         if t.mode == "active":
             fooling = self._fooling_set(natural_data, fooling_data)
             self.fooling = NaturalBatches(fooling, t.training.batch_size, t.training.seed + 1)
-        self.optimizer = torch.optim.Adam(self.student.parameters(), lr=t.training.lr)
+        self.optimizer = make_optimizer(t.training, self.student.parameters())
         self.history: Dict[str, List[float]] = {"loss": [], "preservation": [], "fooling": [], "lr": []}
         self.start = 0
 

@@ -5,7 +5,8 @@ Fine-tune a copy of a classifier with its attribution map inside the loss,
 interpreter lie while the predictions stay: ``L_keep`` is the cross-entropy to the labels (the
 paper) or the KL divergence to the original model's softmax (``preserve="distill"``, no labels
 needed); ``L_F`` is one of the fooling losses of :mod:`.losses`. The model is kept in ``eval()``
-mode (batch norm frozen, dropout off), as in the authors' code; the optimizer is Adam.
+mode (batch norm frozen, dropout off), as in the authors' code; the optimizer is Adam (or SGD:
+``optimizer="sgd"``).
 
 * passive modes (``location``, ``topk``, ``center_mass``) fool the map of the original model's
   predicted class on the natural inputs;
