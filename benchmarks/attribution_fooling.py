@@ -195,13 +195,16 @@ def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter
 
 
 def clean_finetune(base: nn.Module, natural: Tuple[Tensor, Tensor], steps: int, seed: int,
-                   preserve: str = "ce", lr: float = 1e-3) -> nn.Module:
-    """The control: the same fine-tune (Adam, ``lr`` 1e-3 like the attacks', batch 32, eval mode) with the
-    preservation loss only (``"ce"``: cross-entropy to the labels; ``"distill"``: KL to ``base``'s softmax)."""
+                   preserve: str = "ce", lr: float = 1e-3, optimizer: str = "adam") -> nn.Module:
+    """The control: the same fine-tune (Adam or SGD as the attacks', ``lr`` 1e-3 like theirs, batch 32, eval mode)
+    with the preservation loss only (``"ce"``: cross-entropy to the labels; ``"distill"``: KL to ``base``'s
+    softmax)."""
     import copy
 
+    from captum_slingshot.transforms.fooling.config import make_optimizer
+
     model = copy.deepcopy(base).eval()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = make_optimizer(Training(lr=lr, optimizer=optimizer), model.parameters())
     g = torch.Generator().manual_seed(seed)
     x, y = natural
     for _ in range(steps):
