@@ -32,7 +32,8 @@ class Training:
             about ``lr``, also the tiny cross-entropy gradients of a model that fits its training data, so its
             preservation term moves predictions on other data; on the benchmark's AlexNet-head photo model a
             cross-entropy-only fine-tune kept 97.5 % of the validation predictions with Adam 1e-4 and all of
-            them with SGD 1e-2 (README, "Round 5, step 1").
+            them with SGD 1e-2, though its fooling runs with SGD cost more accuracy, not less (README,
+            "Round 5, step 1").
         steps: training steps.
         seed: seed of the data order and of the composites.
         device: torch device to train on (default: the model's).
