@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from captum_slingshot.attributions import make_interpreter
 from captum_slingshot.checks import audit_attributions
-from captum_slingshot.checks.attribution import explanation_maps, focus_mosaics
+from captum_slingshot.checks.attribution import explanation_maps, focus_mosaics, own_half_share
 from captum_slingshot.data import load_mnist, normalize_mnist
 from captum_slingshot.metrics import auroc, rank_correlation
 from captum_slingshot.models import pretrained_mnist_cnn
@@ -109,22 +109,14 @@ def partner_consistency(model: nn.Module, interpreter: str, x: Tensor, target: T
     return float(rho.min(1).values.mean())
 
 
-def _own_share(maps: Tensor, on_left: Tensor) -> Tensor:
-    maps = maps.clamp(min=0)
-    w = maps.shape[-1]
-    left, right = maps[..., : w // 2].flatten(1).sum(1), maps[..., w - w // 2:].flatten(1).sum(1)
-    total = maps.flatten(1).sum(1)
-    return torch.where(total > 0, torch.where(on_left, left, right) / total.clamp(min=1e-12), torch.full_like(total, 0.5))
-
-
 def contrast(model: nn.Module, interpreter: str, x: Tensor, target: Tensor) -> float:
     """Mean over inputs and partners of (own class's share on the own half) - (partner class's share there)."""
     mosaics, owner, on_left = focus_mosaics(x, target)
     classes = target.unique()
     partner = torch.cat([classes[classes != target[i]] for i in range(len(x))])
     func = make_interpreter(interpreter, model).heatmap
-    own = _own_share(explanation_maps(func, mosaics, target[owner], 256), on_left)
-    other = _own_share(explanation_maps(func, mosaics, partner, 256), on_left)
+    own = own_half_share(explanation_maps(func, mosaics, target[owner], 256), on_left)
+    other = own_half_share(explanation_maps(func, mosaics, partner, 256), on_left)
     return float((own - other).mean())
 
 

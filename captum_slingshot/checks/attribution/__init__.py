@@ -28,11 +28,11 @@ from .base import (
 )
 from .dependence import input_content, input_dependence
 from .disagreement import interpreter_disagreement
-from .focus import focus_mosaics, mosaic_focus
+from .focus import focus_mosaics, mosaic_focus, own_half_share
 from .pattern import fixed_pattern
 
 __all__ = ["ATTRIBUTION_CHECKS", "AttributionCheckSpec", "available_attribution_checks", "explanation_maps",
            "get_attribution_check", "register_attribution_check", "unregister_attribution_check",
            "interpreter_disagreement", "input_dependence", "input_content", "fixed_pattern", "mosaic_focus",
-           "focus_mosaics",
+           "focus_mosaics", "own_half_share",
            "audit_attributions", "attribution_scores", "DEFAULT_INTERPRETERS"]

@@ -45,7 +45,7 @@ from torch import Tensor
 from ..._utils.composites import side_by_side
 from .base import Target, explanation_maps, register_attribution_check
 
-__all__ = ["mosaic_focus", "focus_mosaics"]
+__all__ = ["mosaic_focus", "focus_mosaics", "own_half_share"]
 
 
 def _targets(inputs: Tensor, target: Target) -> Tensor:
@@ -94,6 +94,25 @@ def focus_mosaics(inputs: Tensor, target: Target) -> Tuple[Tensor, Tensor, Tenso
     return side_by_side(left, right, background=float(x.min())), owner, on_left
 
 
+def own_half_share(maps: Tensor, on_left: Tensor) -> Tensor:
+    """``(M,)``: the share of each mosaic map's positive relevance on its owner's half (the left one where
+    ``on_left``); with an odd width the canvas column between the halves counts for neither; a map with no
+    positive relevance scores 0.5.
+
+    Example:
+        >>> import torch
+        >>> maps = torch.tensor([[[1.0, 3.0]], [[0.0, -1.0]]])
+        >>> own_half_share(maps, torch.tensor([True, True])).tolist()
+        [0.25, 0.5]
+    """
+    maps = maps.clamp(min=0)
+    w = maps.shape[-1]
+    left, right = maps[..., : w // 2].flatten(1).sum(1), maps[..., w - w // 2:].flatten(1).sum(1)
+    total = maps.flatten(1).sum(1)
+    mine = torch.where(on_left, left, right)
+    return torch.where(total > 0, mine / total.clamp(min=1e-12), torch.full_like(total, 0.5))
+
+
 @register_attribution_check("mosaic_focus", higher_is_more_suspicious=False, min_scale=0.05, min_classes=2,
                             description="the smallest share of the map on its own input's half of a two-class "
                                         "mosaic, over partners of every other class (Quantus' Focus)")
@@ -104,10 +123,5 @@ def mosaic_focus(explanation_func: Callable[..., Any], inputs: Tensor, *, target
     ``target`` and inputs of at least two classes. Low is suspicious."""
     mosaics, owner, on_left = focus_mosaics(inputs, target)
     t = _targets(inputs, target)
-    maps = explanation_maps(explanation_func, mosaics, t[owner], max_examples_per_batch).clamp(min=0)
-    w = maps.shape[-1]
-    left, right = maps[..., : w // 2].flatten(1).sum(1), maps[..., w - w // 2:].flatten(1).sum(1)
-    total = maps.flatten(1).sum(1)  # with an odd width, the canvas column between the halves counts for neither
-    mine = torch.where(on_left, left, right)
-    share = torch.where(total > 0, mine / total.clamp(min=1e-12), torch.full_like(total, 0.5))
+    share = own_half_share(explanation_maps(explanation_func, mosaics, t[owner], max_examples_per_batch), on_left)
     return torch.full((inputs.shape[0],), float("inf")).scatter_reduce(0, owner, share, reduce="amin")
