@@ -31,7 +31,8 @@ def _blobs(n=6, size=8):
 
 def test_the_registry_declares_direction_and_pairing():
     assert set(available_attribution_checks()) == {"interpreter_disagreement", "input_dependence", "fixed_pattern",
-                                                   "mosaic_focus"}
+                                                   "mosaic_focus", "explanation_drift", "class_swap"}
+    assert {c for c, spec in ATTRIBUTION_CHECKS.items() if spec.needs_original} == {"explanation_drift", "class_swap"}
     assert not ATTRIBUTION_CHECKS["mosaic_focus"].higher_is_more_suspicious
     assert ATTRIBUTION_CHECKS["mosaic_focus"].min_classes == 2 and ATTRIBUTION_CHECKS["fixed_pattern"].min_classes == 1
     assert ATTRIBUTION_CHECKS["interpreter_disagreement"].pairwise
@@ -106,12 +107,13 @@ def test_attribution_scores_have_one_row_per_interpreter_and_one_column_per_inpu
     model, x = _net(), torch.rand(5, 1, 8, 8)
     scores = attribution_scores(model, x, target=torch.tensor([0, 1, 2, 0, 1]),
                                 interpreters=("grad_cam", "saliency", "input_x_gradient"))
-    assert set(scores) == set(ATTRIBUTION_CHECKS) and all(v.shape == (3, 5) for v in scores.values())
+    without_original = {c for c, spec in ATTRIBUTION_CHECKS.items() if not spec.needs_original}
+    assert set(scores) == without_original and all(v.shape == (3, 5) for v in scores.values())
     with pytest.raises(ValueError, match="needs at least two interpreters"):
         attribution_scores(model, x, interpreters=("grad_cam",))
     with pytest.raises(ValueError, match="unknown interpreter"):
         attribution_scores(model, x, interpreters=("grad_cam", "gradcam"))
-    with pytest.raises(ValueError, match="unknown attribution check 'no_such_check'; available: fixed_pattern"):
+    with pytest.raises(ValueError, match="unknown attribution check 'no_such_check'; available: class_swap, explanation_drift, fixed_pattern"):
         attribution_scores(model, x, checks=("no_such_check",))
 
 
@@ -131,7 +133,9 @@ def test_audit_needs_a_reference_and_flags_nothing_for_the_model_against_itself(
     assert rep.to_csv(tmp_path / "a.csv") and rep.to_json(tmp_path / "a.json")
     assert "audit of layer 'attributions'" in rep.summary()
     two = audit_attributions(model, x, reference=model, target=torch.tensor([0, 1, 0, 1, 2, 2]))
-    assert "mosaic_focus" in two.checks and two.info["skipped"] == {} and float(two.combined.abs().max()) < 1e-5
+    needs = "needs original=, the model before the fine-tune"
+    assert two.info["skipped"] == {"explanation_drift": needs, "class_swap": needs}
+    assert "mosaic_focus" in two.checks and float(two.combined.abs().max()) < 1e-5
 
 
 def test_the_audit_explains_grad_cam_at_the_layer_it_is_given_and_leaves_the_other_rows_alone():
@@ -156,7 +160,9 @@ def test_the_audit_leaves_mosaic_focus_out_by_default_when_every_target_is_one_c
     one = torch.zeros(6, dtype=torch.long)
     rep = audit_attributions(model, x, reference=_net(), target=one)
     assert "mosaic_focus" not in rep.checks and "fixed_pattern" in rep.checks
-    assert rep.info["skipped"] == {"mosaic_focus": "needs targets of at least 2 classes"}
+    assert rep.info["skipped"] == {"mosaic_focus": "needs targets of at least 2 classes",
+                                   "class_swap": "needs targets of at least 2 classes",
+                                   "explanation_drift": "needs original=, the model before the fine-tune"}
     with pytest.raises(ValueError, match="give inputs of at least two classes"):
         audit_attributions(model, x, reference=_net(), target=one, checks=("mosaic_focus",))
 

@@ -10,6 +10,11 @@ checkpoint, one you trained, the model before a third party fine-tuned it) and r
 declared ``min_scale`` (0.1 of rank correlation for the disagreement, 0.05 for the others). A row
 is flagged when its combined z (the maximum over checks) passes ``threshold``.
 
+Given ``original=``, the model before a fine-tune, the audit also runs the checks that compare with it
+(``explanation_drift``, ``class_swap``) on both the model and the reference; their reference should
+then be a fine-tune of ``original`` you made yourself that only keeps its accuracy, so that z measures
+drift beyond a benign fine-tune's (README, "Checks against the model before the fine-tune").
+
 Example:
     >>> import torch
     >>> from torch import nn
@@ -61,9 +66,11 @@ def _computed_once(explanation_func: Any, inputs: Tensor, target: Target) -> Any
     return func
 
 
-def default_checks(inputs: Tensor, target: Target) -> List[str]:
+def default_checks(inputs: Tensor, target: Target, with_original: bool = False) -> List[str]:
     """The registered checks the audit runs by default on ``inputs`` explained for ``target``: all of them but
-    those that need more classes among the targets than there are (:attr:`AttributionCheckSpec.min_classes`).
+    those that need more classes among the targets than there are (:attr:`AttributionCheckSpec.min_classes`)
+    and, unless ``with_original``, those that need the model before the fine-tune
+    (:attr:`AttributionCheckSpec.needs_original`).
 
     Example:
         >>> import torch
@@ -72,34 +79,55 @@ def default_checks(inputs: Tensor, target: Target) -> List[str]:
     """
     t = torch.as_tensor(target).reshape(-1) if target is not None else torch.zeros(1)
     n_classes = int(t.unique().numel())
-    return [c for c in ATTRIBUTION_CHECKS if ATTRIBUTION_CHECKS.get(c).min_classes <= n_classes]
+    return [c for c in ATTRIBUTION_CHECKS if ATTRIBUTION_CHECKS.get(c).min_classes <= n_classes
+            and (with_original or not ATTRIBUTION_CHECKS.get(c).needs_original)]
+
+
+def _skip_reason(check: str, n_classes: int) -> str:
+    spec = ATTRIBUTION_CHECKS.get(check)
+    if spec.min_classes > n_classes:
+        return f"needs targets of at least {spec.min_classes} classes"
+    return "needs original=, the model before the fine-tune"
 
 
 def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
                        interpreters: Sequence[str] = DEFAULT_INTERPRETERS, checks: Optional[Sequence[str]] = None,
                        max_examples_per_batch: Optional[int] = None,
-                       interpreter_layer: Optional[str] = None) -> Dict[str, Tensor]:
+                       interpreter_layer: Optional[str] = None,
+                       original: Optional[nn.Module] = None) -> Dict[str, Tensor]:
     """``{check: (interpreters, B)}``: every check's per-input scores for every interpreter of ``model``
     (a pairwise check averaged over the other interpreters). ``target`` defaults to the model's
     predicted classes; ``interpreter_layer``: the layer of the layer methods (Grad-CAM; default: the last
-    convolution)."""
+    convolution); ``original``: the model before the fine-tune, which the checks that need it compare each
+    interpreter with (the same interpreter of ``original``)."""
     for c in checks or ():
         ATTRIBUTION_CHECKS.get(c)  # unknown names raise, listing the registered ones
+    if original is not None and not isinstance(original, nn.Module):
+        raise TypeError(f"original must be the model before the fine-tune (an nn.Module), got {type(original).__name__}")
+    needing = [c for c in checks or () if ATTRIBUTION_CHECKS.get(c).needs_original]
+    if needing and original is None:
+        raise ValueError(f"check(s) {needing} compare with the model before the fine-tune: pass original=")
     interpreters = list(interpreters)
     unknown = [n for n in interpreters if n not in INTERPRETERS]
     if unknown or not interpreters:
         raise ValueError(f"unknown interpreter(s) {unknown}; available: {', '.join(INTERPRETERS)}")
     if any(ATTRIBUTION_CHECKS.get(c).pairwise for c in checks or ATTRIBUTION_CHECKS) and len(interpreters) < 2:
         raise ValueError("a pairwise check (interpreter_disagreement) needs at least two interpreters")
-    was_training = model.training
-    model.eval()
+    modes = [(m, m.training) for m in (model, original) if m is not None]
+    for m, _ in modes:
+        m.eval()
     try:
         if target is None:
             with torch.no_grad():
                 target = model(inputs).argmax(1)
-        checks = default_checks(inputs, target) if checks is None else list(checks)
-        funcs = [_computed_once(make_interpreter(n, model, interpreter_layer if INTERPRETERS.get(n).layer_method
-                                                 else None).heatmap, inputs, target) for n in interpreters]
+        checks = default_checks(inputs, target, original is not None) if checks is None else list(checks)
+
+        def heatmaps(m: nn.Module) -> List[Any]:
+            return [_computed_once(make_interpreter(n, m, interpreter_layer if INTERPRETERS.get(n).layer_method
+                                                    else None).heatmap, inputs, target) for n in interpreters]
+
+        funcs = heatmaps(model)
+        originals = heatmaps(original) if original is not None else []
         out: Dict[str, Tensor] = {}
         for c in checks:
             spec = ATTRIBUTION_CHECKS.get(c)
@@ -110,18 +138,22 @@ def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
                                            max_examples_per_batch=max_examples_per_batch)
                              for j, g in enumerate(funcs) if j != i]
                     rows.append(torch.stack(pairs).mean(0))
+                elif spec.needs_original:
+                    rows.append(spec.function(f, inputs, original_func=originals[i], target=target,
+                                              max_examples_per_batch=max_examples_per_batch))
                 else:
                     rows.append(spec.function(f, inputs, target=target, max_examples_per_batch=max_examples_per_batch))
             out[c] = torch.stack(rows).float()
         return out
     finally:
-        model.train(was_training)
+        for m, was_training in modes:
+            m.train(was_training)
 
 
 def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module, target: Target = None,
                        interpreters: Sequence[str] = DEFAULT_INTERPRETERS, checks: Optional[Sequence[str]] = None,
                        threshold: float = 3.5, max_examples_per_batch: Optional[int] = None,
-                       interpreter_layer: Optional[str] = None) -> AuditReport:
+                       interpreter_layer: Optional[str] = None, original: Optional[nn.Module] = None) -> AuditReport:
     """Audit ``model``'s attributions on ``inputs`` against ``reference`` (see the module docstring).
 
     Args:
@@ -139,6 +171,9 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
             CNN a plain fine-tune empties most of its maps. Naming the activation after it (``"relu2"``) gives
             Selvaraju et al.'s rectified feature maps, though on the development suite the audit separated
             fooled from clean models no better there (README, "Three more checks tried").
+        original: the model before the fine-tune (optional). Given, the checks that compare with it run too
+            (``explanation_drift``, ``class_swap``), on ``model`` and on ``reference`` alike; make ``reference``
+            a fine-tune of ``original`` of your own that only keeps its accuracy.
     """
     if not isinstance(reference, nn.Module):
         raise TypeError("audit_attributions needs reference=, a model of the same task you trust (e.g. the "
@@ -152,9 +187,14 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
         with torch.no_grad():
             target = model(inputs).argmax(1)
         model.train(was)
-    skipped = [] if checks is not None else [c for c in ATTRIBUTION_CHECKS if c not in default_checks(inputs, target)]
-    mine = attribution_scores(model, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer)
-    ref = attribution_scores(reference, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer)
+    with_original = original is not None
+    n_classes = int(torch.as_tensor(target).reshape(-1).unique().numel())
+    skipped = [] if checks is not None else [c for c in ATTRIBUTION_CHECKS
+                                             if c not in default_checks(inputs, target, with_original)]
+    mine = attribution_scores(model, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer,
+                              original)
+    ref = attribution_scores(reference, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer,
+                             original)
     names = list(mine)
     directions = {c: ATTRIBUTION_CHECKS.get(c).higher_is_more_suspicious for c in names}
     scores = {c: mine[c].mean(1) for c in names}
@@ -166,10 +206,10 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
                                               "reference_per_input": ref[c]} for c in names}
     info: Dict[str, Any] = {"kind": "attributions", "n_inputs": int(inputs.shape[0]),
                             "reference": type(reference).__name__, "interpreter_layer": interpreter_layer,
+                            "original": type(original).__name__ if with_original else None,
                             "descriptions": {c: ATTRIBUTION_CHECKS.get(c).description for c in names},
                             "min_scale": {c: ATTRIBUTION_CHECKS.get(c).min_scale for c in names},
-                            "skipped": {c: f"needs targets of at least {ATTRIBUTION_CHECKS.get(c).min_classes} classes"
-                                        for c in skipped}}
+                            "skipped": {c: _skip_reason(c, n_classes) for c in skipped}}
     units: List[Any] = list(interpreters)
     return AuditReport(layer="attributions", units=units, checks=names, directions=directions, scores=scores,
                        z=z, combined=combined, threshold=float(threshold), combine="max", details=details, info=info)

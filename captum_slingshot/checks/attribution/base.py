@@ -6,7 +6,8 @@ An attribution check is shaped like ``captum.metrics.sensitivity_max``: it takes
 returning attributions of the inputs' spatial size or a layer's) and ``inputs``, and returns one
 score per input ``(B,)``. Registering it takes one decorator line saying, as data, the score
 direction (as Quantus' ``score_direction``), whether it compares two explanation functions
-(``reference_func=``), and the smallest change of its score the audit treats as meaningful.
+(``reference_func=``), whether it compares with the model before a fine-tune (``original_func=``),
+and the smallest change of its score the audit treats as meaningful.
 
 Example:
     >>> import torch
@@ -51,6 +52,9 @@ class AttributionCheckSpec:
         higher_is_more_suspicious: score direction; ``False``: low scores are suspicious.
         pairwise: the check compares ``explanation_func`` with a ``reference_func`` (another
             interpreter of the same model); the audit passes every other interpreter in turn.
+        needs_original: the check compares ``explanation_func`` with ``original_func``, the same interpreter of
+            the model *before* a fine-tune (``explanation_drift``, ``class_swap``); the audit runs it only when
+            it is given that model (``original=``).
         min_scale: the change of the score (against a trusted reference model) worth one z unit.
         min_classes: the fewest classes among the targets the check can work with (``mosaic_focus`` sets
             inputs of different classes side by side: 2); the audit's default leaves it out below that.
@@ -63,6 +67,7 @@ class AttributionCheckSpec:
     pairwise: bool = False
     min_scale: float = 0.1
     min_classes: int = 1
+    needs_original: bool = False
 
 
 #: name -> :class:`AttributionCheckSpec`
@@ -71,7 +76,7 @@ ATTRIBUTION_CHECKS: Registry[AttributionCheckSpec] = Registry("attribution check
 
 def register_attribution_check(name: str, higher_is_more_suspicious: bool = True, description: str = "", *,
                                pairwise: bool = False, min_scale: float = 0.1,
-                               min_classes: int = 1) -> Callable[[F_], F_]:
+                               min_classes: int = 1, needs_original: bool = False) -> Callable[[F_], F_]:
     """Decorator adding an attribution check to :data:`ATTRIBUTION_CHECKS` under ``name`` (see the
     module docstring); it returns the function unchanged."""
     if not isinstance(name, str) or not name:
@@ -80,11 +85,14 @@ def register_attribution_check(name: str, higher_is_more_suspicious: bool = True
         raise ValueError(f"min_scale must be positive, got {min_scale}")
     if int(min_classes) < 1:
         raise ValueError(f"min_classes must be at least 1, got {min_classes}")
+    if pairwise and needs_original:
+        raise ValueError(f"attribution check {name!r}: a check compares with another interpreter (pairwise) or with "
+                         "the original model (needs_original), not both")
 
     def deco(fn: F_) -> F_:
         text = " ".join(str(description).split()) or inspect.getdoc(fn) or ""
         spec = AttributionCheckSpec(name, fn, text.splitlines()[0] if text else "", bool(higher_is_more_suspicious),
-                                    bool(pairwise), float(min_scale), int(min_classes))
+                                    bool(pairwise), float(min_scale), int(min_classes), bool(needs_original))
         old = ATTRIBUTION_CHECKS.get(name, None)
         if old is not None and (old.function.__module__, old.function.__qualname__) == (fn.__module__, fn.__qualname__):
             ATTRIBUTION_CHECKS.unregister(name)  # the same function again (a module imported twice)

@@ -45,7 +45,7 @@ from torch import Tensor
 from ..._utils.composites import side_by_side
 from .base import Target, explanation_maps, register_attribution_check
 
-__all__ = ["mosaic_focus", "focus_mosaics", "own_half_share"]
+__all__ = ["mosaic_focus", "focus_mosaics", "mosaic_classes", "own_half_share"]
 
 
 def _targets(inputs: Tensor, target: Target) -> Tensor:
@@ -59,6 +59,36 @@ def _targets(inputs: Tensor, target: Target) -> Tensor:
     if t.numel() != n:
         raise ValueError(f"target gives {t.numel()} classes for {n} inputs; give one per input")
     return t
+
+
+def _layout(t: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(owner, partner)`` input indices of every mosaic (see the module docstring's layout)."""
+    classes = t.unique()
+    if classes.numel() < 2:
+        raise ValueError(f"mosaic_focus sets each input beside an input of another class, but every input is of "
+                         f"class {int(classes[0])}: give inputs of at least two classes")
+    pools = {int(c): torch.nonzero(t == c).flatten() for c in classes}
+    own, partner = [], []
+    for i in range(t.shape[0]):
+        for c, pool in pools.items():
+            if c != int(t[i]):
+                own.append(i)
+                partner.append(int(pool[i % len(pool)]))
+    return torch.tensor(own), torch.tensor(partner)
+
+
+def mosaic_classes(inputs: Tensor, target: Target) -> Tuple[Tensor, Tensor]:
+    """``(own (M,), partner (M,))``: the class of each :func:`focus_mosaics` mosaic's owner and of its partner.
+
+    Example:
+        >>> import torch
+        >>> own, partner = mosaic_classes(torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2]))
+        >>> own.tolist(), partner.tolist()
+        ([0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1])
+    """
+    t = _targets(inputs, target)
+    owner, partner = _layout(t)
+    return t[owner], t[partner]
 
 
 def focus_mosaics(inputs: Tensor, target: Target) -> Tuple[Tensor, Tensor, Tensor]:
@@ -75,18 +105,7 @@ def focus_mosaics(inputs: Tensor, target: Target) -> Tuple[Tensor, Tensor, Tenso
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(f"inputs must be images (B, C, H, W) with H, W >= 4, got {shape}")
     t = _targets(inputs, target)
-    classes = t.unique()
-    if classes.numel() < 2:
-        raise ValueError(f"mosaic_focus sets each input beside an input of another class, but every input is of "
-                         f"class {int(classes[0])}: give inputs of at least two classes")
-    pools = {int(c): torch.nonzero(t == c).flatten() for c in classes}
-    own, partner = [], []
-    for i in range(inputs.shape[0]):
-        for c, pool in pools.items():
-            if c != int(t[i]):
-                own.append(i)
-                partner.append(int(pool[i % len(pool)]))
-    owner, partner_idx = torch.tensor(own), torch.tensor(partner)
+    owner, partner_idx = _layout(t)
     on_left = owner % 2 == 0
     x = inputs.detach()
     left = torch.where(on_left[:, None, None, None], x[owner], x[partner_idx])
