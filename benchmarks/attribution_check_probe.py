@@ -28,12 +28,17 @@ per interpreter, where a score belongs to one):
   set beside a partner of each other class; per input the smallest rank correlation with the mean of the
   other partners' maps (low: suspicious, the hypothesis being that active fooling changes the map beside one
   partner class only).
+* ``comparative`` (round 4): the audit against the model before the fine-tune, ``original=`` the model's base,
+  with the checks that need it only (``explanation_drift``, ``class_swap``), Grad-CAM at ``relu2``, and as
+  ``reference`` the auditor's own cross-entropy fine-tune of that base (seed ``AUDITOR_SEED``). Its suite is
+  the fine-tunes only (an untouched base has nothing to drift from): the two CE fine-tunes above, the
+  ``EXTRA_CLEAN`` fine-tunes (more seeds, and distillation to the base), and the six attacks.
 
 Usage::
 
     python benchmarks/attribution_check_probe.py [--quick] [--out runs/attribution_check_probe]
 
-``--quick``: the Grad-CAM attacks and the seed-3 clean models only, 100 digits. Models are cached in ``--out``.
+``--quick``: the Grad-CAM attacks and the seed-3 clean models only (one extra fine-tune), 100 digits. Models are cached in ``--out``.
 Ends with ``metric <name> <value>`` lines. ``CS_THREADS=1`` sets torch's thread count.
 """
 
@@ -67,6 +72,11 @@ INTERPRETERS = ("grad_cam", "lrp_epsilon", "saliency")
 NOISE_SCALE, NOISE_DRAWS = 0.05, 3
 #: the ReLU after the MNIST CNN's last convolution
 RECTIFIED = "relu2"
+#: (preservation loss, base seed, fine-tune seed) of the clean fine-tunes added for the comparative audit
+EXTRA_CLEAN = (("ce", 3, 11), ("ce", 3, 12), ("ce", 4, 11), ("distill", 3, 13), ("distill", 4, 13))
+#: the seed of the auditor's own cross-entropy fine-tune of each base: the comparative audit's reference
+AUDITOR_SEED = 10
+COMPARATIVE_CHECKS = ("explanation_drift", "class_swap")
 
 
 def _sibling(name: str) -> Any:
@@ -163,7 +173,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             os.path.join(args.out, f"{mode}_{name}.pt"), copy.deepcopy(base),
             lambda: bench.fool(base, natural, mode, name, bench.SETTINGS[(mode, name)], ATTACK_SEED, classes=PAIR,
                                progress=False))
-    print(f"suite ready: {len(clean)} clean, {len(fooled)} fooled models ({time.perf_counter() - t0:.0f} s)", flush=True)
+    extra: Dict[str, nn.Module] = {}
+    for preserve, seed, ft_seed in EXTRA_CLEAN[:1] if args.quick else EXTRA_CLEAN:
+        b = bases[seed]
+        extra[f"{preserve} fine-tune {ft_seed} of seed {seed}"] = bench.cached_model(
+            os.path.join(args.out, f"{preserve}_seed{seed}_ft{ft_seed}.pt"), copy.deepcopy(b),
+            lambda: bench.clean_finetune(b, natural, bench.CLEAN_STEPS, ft_seed, preserve=preserve))
+    auditor = {seed: bench.cached_model(os.path.join(args.out, f"auditor_seed{seed}.pt"), copy.deepcopy(b),
+                                        lambda: bench.clean_finetune(b, natural, bench.CLEAN_STEPS, AUDITOR_SEED))
+               for seed, b in bases.items()}
+    print(f"suite ready: {len(clean)} clean, {len(fooled)} fooled models, {len(extra)} more clean fine-tunes "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     models = {**clean, **fooled}
     labels = torch.tensor([0] * len(clean) + [1] * len(fooled))
@@ -189,7 +209,21 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
               + " ".join(f"{n[:3]} {r[f'partner_{n}']:.3f}" for n in INTERPRETERS) + "; contrast "
               + " ".join(f"{n[:3]} {r[f'contrast_{n}']:+.3f}" for n in INTERPRETERS), flush=True)
 
+    comparative: Dict[str, float] = {}
+    finetunes = {**{k: v for k, v in clean.items() if "fine-tune" in k}, **extra, **fooled}
+    for label, m in finetunes.items():
+        seed = SECOND_BASE_SEED if label.endswith(f"seed {SECOND_BASE_SEED}") else BASE_SEED
+        rep = audit_attributions(m, x, reference=auditor[seed], original=bases[seed], interpreter_layer=RECTIFIED,
+                                 checks=COMPARATIVE_CHECKS)
+        comparative[label] = float(rep.combined.max())
+        by_check = {c: round(float(rep.z[c].max()), 2) for c in rep.checks}
+        rows.setdefault(label, {}).update(comparative=comparative[label], comparative_by_check=by_check)
+        print(f"comparative audit {label:34s} z {comparative[label]:5.1f}  "
+              + ", ".join(f"{c} {v:.1f}" for c, v in by_check.items()), flush=True)
+
     metrics: Dict[str, float] = {}
+    metrics["probe_auroc_comparative"] = auroc(torch.tensor(list(comparative.values())),
+                                               torch.tensor([int(k in fooled) for k in comparative]), 1)
     for key, sign in [("audit_conv", 1), ("audit_relu", 1)] + [(f"{p}_{n}", -1) for p in ("noise", "partner", "contrast")
                                                                 for n in INTERPRETERS]:
         scores = torch.tensor([sign * rows[k][key] for k in models])
