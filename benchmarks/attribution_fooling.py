@@ -34,6 +34,17 @@ Protocol, fixed before the reported runs:
   Grad-CAM trained on composites stacked *top over bottom* (:func:`stacked_composites`), a layout the
   check does not use; its FSR is measured on held-out stacked composites and on the side-by-side ones
   (does the swap carry over to the check's layout?), with its audit z. Reported on its own.
+* **Detection, round 4: against the model before the fine-tune** (designed on the development suite of
+  ``attribution_check_probe.py``, fixed before its first result here). Every model of this suite is a fine-tune
+  of a base the auditor holds, so the audit can compare with it: ``audit_attributions(..., original=base)``
+  with only the checks that need it (:data:`COMPARATIVE_CHECKS`: ``explanation_drift``, ``class_swap``, their
+  declared ``min_scale``), Grad-CAM at the ReLU after the last convolution (:data:`RECTIFIED`), the default
+  interpreters, and as reference the auditor's own preservation-only fine-tune of the same base (seed
+  :data:`AUDITOR_SEED`). Clean models: the fine-tunes above and :data:`COMPARATIVE_CLEAN`'s (distillation to
+  the base, and one more seed) of both bases; an untouched base is left out (it has nothing to drift from).
+  Fooled: every attack. ``comparative_check_auroc`` (RGB: ``rgb_comparative_check_auroc``). **Held out**:
+  both adaptive attacks above are scored against the original too, on their own (``adaptive_focus``, trained
+  on stacked composites, is the adaptive attack on ``class_swap``, whose mosaics are side by side).
 * **RGB** (skipped by ``--quick``): ``SmallRGBCNN`` (width 16) trained on scikit-image photo crops
   (64 px, one class per photo) and their mirror images, SGD then Adam until it stops moving
   (:data:`RGB_SETTLE_STEPS`). :data:`RGB_SPLIT` crops per photo from disjoint tiles of each photo
@@ -180,6 +191,15 @@ ADAPTIVE = ("location", "grad_cam+lrp_epsilon", dict(lr=1e-3, fooling_weight=20.
 #: on composites stacked top over bottom, which the check's side-by-side mosaics do not show
 ADAPTIVE_FOCUS = ("active", "grad_cam", dict(SETTINGS[("active", "grad_cam")]))
 CLEAN_STEPS = 800
+#: round 4 of detection, the audit against the model before the fine-tune (designed on
+#: ``attribution_check_probe.py``'s development suite, fixed before its first result here): its checks, the seed of
+#: the auditor's own cross-entropy fine-tune of each base (its reference), and the clean fine-tunes it adds to each
+#: base's cross-entropy fine-tune, as (preservation loss, fine-tune seed)
+COMPARATIVE_CHECKS = ("explanation_drift", "class_swap")
+AUDITOR_SEED = 100
+COMPARATIVE_CLEAN = (("distill", 101), ("ce", 102))
+#: the ReLU after each model's last convolution: the comparative audit's Grad-CAM layer (rectified feature maps)
+RECTIFIED = {"MNISTCNN": "relu2", "SmallRGBCNN": "relu4"}
 
 
 def fool(base: nn.Module, natural: Tuple[Tensor, Tensor], mode: str, interpreter: str, settings: Dict[str, Any],
@@ -226,9 +246,30 @@ def check_score(model: nn.Module, inputs: Tensor, reference: nn.Module) -> Tuple
                                        "scores": raw}
 
 
+def comparative_score(model: nn.Module, inputs: Tensor, original: nn.Module,
+                      auditor: nn.Module) -> Tuple[float, Dict[str, float]]:
+    """Round 4's score of ``model``, a fine-tune of ``original``: the largest combined z of the audit against
+    ``original`` (:data:`COMPARATIVE_CHECKS`, Grad-CAM at :data:`RECTIFIED`) with the auditor's own fine-tune of
+    ``original`` as reference; and each check's largest z."""
+    rep = audit_attributions(model, inputs, reference=auditor, original=original, checks=COMPARATIVE_CHECKS,
+                             interpreter_layer=RECTIFIED[type(original).__name__])
+    return float(rep.combined.max()), {c: round(float(rep.z[c].max()), 2) for c in rep.checks}
+
+
+def comparative_clean(bases: Dict[int, nn.Module], first: Dict[int, nn.Module], data: Tuple[Tensor, Tensor],
+                      steps: int, preserve: str = "ce") -> Dict[str, Tuple[int, nn.Module]]:
+    """The clean fine-tunes of round 4's suite, ``{label: (base seed, model)}``: ``first`` (each base's
+    ``preserve``-only fine-tune the audit's earlier rounds use) and :data:`COMPARATIVE_CLEAN`'s, ``steps`` each."""
+    out = {f"{preserve} fine-tune of seed {s}": (s, m) for s, m in first.items()}
+    for s, b in bases.items():
+        for loss, ft_seed in COMPARATIVE_CLEAN:
+            out[f"{loss} fine-tune {ft_seed} of seed {s}"] = (s, clean_finetune(b, data, steps, ft_seed, preserve=loss))
+    return out
+
+
 def _by_check(audit: Dict[str, Any]) -> str:
     short = {"interpreter_disagreement": "dis", "input_dependence": "dep", "fixed_pattern": "pat",
-             "mosaic_focus": "focus"}
+             "mosaic_focus": "focus", "explanation_drift": "drift", "class_swap": "swap"}
     return " ".join(f"{short.get(c, c)} {z:.1f}" for c, z in audit["by_check"].items())
 
 
@@ -610,10 +651,13 @@ def rgb_detection(rgb: Dict[str, Any], fooled: Dict[Tuple[str, str], nn.Module],
     inputs = xte[torch.randperm(len(xte), generator=torch.Generator().manual_seed(0))[:n]]
     reference = rgb_model(train, seed=2, smoke=smoke)
     clean: Dict[str, nn.Module] = {}
-    for seed, base in ((0, rgb["model"]), (1, rgb_model(train, seed=1, smoke=smoke))):
+    bases = {0: rgb["model"], 1: rgb_model(train, seed=1, smoke=smoke)}
+    first: Dict[int, nn.Module] = {}
+    steps = 5 if smoke else RGB_CONTROL_STEPS
+    for seed, base in bases.items():
         clean[f"base seed {seed}"] = base
-        clean[f"{RGB_CONTROL_PRESERVE} fine-tune of seed {seed}"] = clean_finetune(
-            base, train, 5 if smoke else RGB_CONTROL_STEPS, seed=seed, preserve=RGB_CONTROL_PRESERVE)
+        clean[f"{RGB_CONTROL_PRESERVE} fine-tune of seed {seed}"] = first[seed] = clean_finetune(
+            base, train, steps, seed=seed, preserve=RGB_CONTROL_PRESERVE)
     fooled_audit = {f"{m}/{i}": check_score(model, inputs, reference) for (m, i), model in fooled.items()}
     clean_audit = {label: check_score(model, inputs, reference) for label, model in clean.items()}
     fooled_z = {k: v[0] for k, v in fooled_audit.items()}
@@ -628,6 +672,20 @@ def rgb_detection(rgb: Dict[str, Any], fooled: Dict[Tuple[str, str], nn.Module],
     print(f"RGB attribution audit (reference: seed 2, {n} held-out crops): fooled z "
           + ", ".join(f"{k} {v:.1f}" for k, v in fooled_z.items()) + "; clean z "
           + ", ".join(f"{k} {v:.1f}" for k, v in clean_z.items()) + f"; AUROC {value:.3f}", flush=True)
+
+    # round 4: against the model before the fine-tune, the auditor's own fine-tune of it as reference
+    auditor = {s: clean_finetune(b, train, steps, seed=AUDITOR_SEED, preserve=RGB_CONTROL_PRESERVE)
+               for s, b in bases.items()}
+    fooled_c = {f"{m}/{i}": comparative_score(model, inputs, bases[0], auditor[0]) for (m, i), model in fooled.items()}
+    clean_c = {label: comparative_score(model, inputs, bases[s], auditor[s]) for label, (s, model)
+               in comparative_clean(bases, first, train, steps, RGB_CONTROL_PRESERVE).items()}
+    for k, (z, by_check) in list(fooled_c.items()) + list(clean_c.items()):
+        print(f"RGB audit against the original {k:32s} z {z:5.1f}  [{_by_check({'by_check': by_check})}]", flush=True)
+    value = auroc(torch.tensor([v[0] for v in fooled_c.values()] + [v[0] for v in clean_c.values()]),
+                  torch.tensor([1] * len(fooled_c) + [0] * len(clean_c)), 1)
+    out["rgb/comparative"] = {"fooled": fooled_c, "clean": clean_c, "auroc": value}
+    metrics["rgb_comparative_check_auroc"] = value
+    print(f"RGB audit against the original (round 4): AUROC {value:.3f}", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
@@ -704,6 +762,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     fooled_scores: List[float] = []
     fooled_models: Dict[Tuple[str, str], nn.Module] = {}
 
+    auditor = {s: clean_finetune(b, natural, clean_steps, AUDITOR_SEED) for s, b in bases.items()}
+    comparative_fooled: List[float] = []
     similar = results["active_originals"] = class_map_similarity(base, composites, CLASSES)
     print(f"the original's maps of classes {CLASSES} on the held-out composites, rank correlation with each other "
           f"(what active fooling swaps): " + ", ".join(f"{k} {v:+.2f}" for k, v in similar.items()), flush=True)
@@ -716,12 +776,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
                                   classes=CLASSES, fooling_inputs=composites if mode == "active" else None)
             z, audit = check_score(m, audit_inputs, reference)
             fooled_scores.append(z)
-            ev.update(check_z=z, audit=audit, seconds=round(time.perf_counter() - t0, 1))
+            cz, cby = comparative_score(m, audit_inputs, base, auditor[0])
+            comparative_fooled.append(cz)
+            ev.update(check_z=z, audit=audit, comparative_z=cz, comparative_by_check=cby,
+                      seconds=round(time.perf_counter() - t0, 1))
             results["attacks"][f"{mode}/{name}/seed{seed}"] = ev
             tr = transfer(ev["fsr"], name)
             print(f"{mode:12s} {name:12s} {seed:4d}  {ev['fsr'][name]:11.3f}  {tr:8.3f}  "
                   f"{ev['accuracy_original']:.4f} -> {ev['accuracy']:.4f} ({ev['accuracy_drop']:+.2f})  {z:7.2f}  "
-                  f"[{_by_check(audit)}; {ev['seconds']:.0f} s; empty maps {ev['empty'][name]:.3f}]", flush=True)
+                  f"[{_by_check(audit)}; {ev['seconds']:.0f} s; empty maps {ev['empty'][name]:.3f}]; against the "
+                  f"original z {cz:.2f} [{_by_check({'by_check': cby})}]", flush=True)
             if seed == seeds[0]:
                 fooled_models[(mode, name)] = m
                 metrics[f"fsr_{mode}_{name}_trained"] = ev["fsr"][name]
@@ -729,22 +793,42 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
                 metrics[f"acc_drop_{mode}_{name}"] = ev["accuracy_drop"]
 
     clean_scores: List[float] = []
+    first: Dict[int, nn.Module] = {}
     for s, b in bases.items():
-        for label, model in ((f"base seed {s}", b), (f"CE fine-tune of seed {s}", clean_finetune(b, natural,
-                                                                                                  clean_steps, s))):
+        first[s] = clean_finetune(b, natural, clean_steps, s)
+        for label, model in ((f"base seed {s}", b), (f"CE fine-tune of seed {s}", first[s])):
             z, audit = check_score(model, audit_inputs, reference)
             clean_scores.append(z)
             results.setdefault("clean", {})[label] = {"check_z": z, "audit": audit}
             print(f"clean: {label:26s} check z {z:7.2f}  flagged {audit['flagged']}  [{_by_check(audit)}]", flush=True)
     labels = [1] * len(fooled_scores) + [0] * len(clean_scores)
     metrics["attribution_check_auroc"] = auroc(torch.tensor(fooled_scores + clean_scores), torch.tensor(labels), 1)
+    comparative_clean_scores: List[float] = []
+    for label, (s, model) in comparative_clean(bases, first, natural, clean_steps).items():
+        cz, cby = comparative_score(model, audit_inputs, bases[s], auditor[s])
+        comparative_clean_scores.append(cz)
+        results.setdefault("comparative_clean", {})[label] = {"comparative_z": cz, "by_check": cby}
+        print(f"clean: {label:30s} against the original z {cz:6.2f}  [{_by_check({'by_check': cby})}]", flush=True)
+    metrics["comparative_check_auroc"] = auroc(torch.tensor(comparative_fooled + comparative_clean_scores), torch.tensor(
+        [1] * len(comparative_fooled) + [0] * len(comparative_clean_scores)), 1)
+    print(f"audit against the original (round 4): fooled z {min(comparative_fooled):.2f}..{max(comparative_fooled):.2f}"
+          f", clean z {min(comparative_clean_scores):.2f}..{max(comparative_clean_scores):.2f}; AUROC "
+          f"{metrics['comparative_check_auroc']:.3f}", flush=True)
+
+    def held_out_comparative(model: nn.Module, key: str) -> float:
+        cz, cby = comparative_score(model, audit_inputs, base, auditor[0])
+        metrics[f"{key}_comparative_auroc"] = auroc(torch.tensor([cz] + comparative_clean_scores), torch.tensor(
+            [1] + [0] * len(comparative_clean_scores)), 1)
+        print(f"{key} (held out) against the original: z {cz:.2f} [{_by_check({'by_check': cby})}]", flush=True)
+        return cz
 
     mode, name, s = adaptive  # held out: never pooled, never used for a choice
     t0 = time.perf_counter()
     m = fool(base, natural, mode, name, s, seeds[0])
     ev = evaluate_fooling(m, base, test, mode, INTERPRETERS)
     z, audit = check_score(m, audit_inputs, reference)
-    ev.update(check_z=z, audit=audit, seconds=round(time.perf_counter() - t0, 1))
+    ev.update(check_z=z, audit=audit, comparative_z=held_out_comparative(m, "adaptive"),
+              seconds=round(time.perf_counter() - t0, 1))
     results["adaptive"] = ev
     metrics["adaptive_fsr_grad_cam"] = ev["fsr"]["grad_cam"]
     metrics["adaptive_fsr_lrp_epsilon"] = ev["fsr"]["lrp_epsilon"]
@@ -765,7 +849,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
           "side_by_side": evaluate_fooling(m, base, test, mode, INTERPRETERS, classes=CLASSES,
                                            fooling_inputs=composites)}
     z, audit = check_score(m, audit_inputs, reference)
-    results["adaptive_focus"] = dict(ev, check_z=z, audit=audit, seconds=round(time.perf_counter() - t0, 1))
+    results["adaptive_focus"] = dict(ev, check_z=z, audit=audit, seconds=round(time.perf_counter() - t0, 1),
+                                     comparative_z=held_out_comparative(m, "adaptive_focus"))
     metrics["adaptive_focus_fsr_stacked"] = ev["stacked"]["fsr"][name]
     metrics["adaptive_focus_fsr_side_by_side"] = ev["side_by_side"]["fsr"][name]
     metrics["adaptive_focus_check_auroc"] = auroc(torch.tensor([z] + clean_scores), torch.tensor(
