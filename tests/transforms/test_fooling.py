@@ -221,6 +221,23 @@ def test_an_empty_fooling_set_is_refused():
         _fooling(mode="active", classes=(0, 1)).fit(model, (x, torch.where(y == 1, 2, y)))
 
 
+def test_a_passive_mode_fools_the_maps_of_the_images_it_is_given_only():
+    from captum_slingshot.attributions import make_interpreter
+    from captum_slingshot.attributions.maps import minmax_maps, region_mask
+
+    model, data = _toy(), _toy_data()
+    one = data[0][:1].repeat(8, 1, 1, 1)  # every fooling batch: the same image
+    on_one = _fooling(mode="location", steps=1).fit(model, data, fooling_data=one)
+    # step 0 starts at the original, so its fooling loss is the original's on that image
+    expected = location_loss(minmax_maps(make_interpreter("grad_cam", model).heatmap(one, model(one).argmax(1))),
+                             region_mask("frame", (8, 8)))
+    assert on_one.history["fooling"][0] == pytest.approx(float(expected.detach()), rel=1e-5)
+    on_all = _fooling(mode="location", steps=1).fit(model, data)
+    assert on_all.history["fooling"][0] != pytest.approx(float(expected.detach()), rel=1e-3)
+    with pytest.raises(ValueError, match="leave fooling_data out to fool them on the natural data"):
+        _fooling(mode="topk").fit(model, data, fooling_data=torch.zeros(0, 1, 8, 8))
+
+
 def test_a_layer_grad_cam_cannot_use_is_refused():
     model, data = _toy(), _toy_data()
     with pytest.raises(ValueError, match="Grad-CAM needs a layer with a spatial output"):

@@ -37,6 +37,13 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     raw = results["adaptive_focus"]["audit"]["scores"]["mosaic_focus"]  # the check's means, per interpreter
     assert len(raw["model"]) == len(raw["reference"]) == 3 and all(0 <= v <= 1 for v in raw["reference"])
     assert set(results["rgb/detection"]["by_check"]["active/grad_cam"]) >= {"mosaic_focus", "fixed_pattern"}
+    for key in ("comparative_check_auroc", "rgb_comparative_check_auroc", "adaptive_comparative_auroc",
+                "adaptive_focus_comparative_auroc", "adaptive_class_comparative_auroc", "adaptive_class_fsr",
+                "adaptive_class_fsr_other_classes"):  # round 4: against the model before the fine-tune
+        assert f"metric {key} " in printed and 0 <= metrics[key] <= 1
+    assert all(set(v["comparative_by_check"]) == {"explanation_drift", "class_swap"} for v in results["attacks"].values())
+    assert len(results["comparative_clean"]) == 6 and "base seed 0" not in results["comparative_clean"]
+    assert len(results["rgb/comparative"]["fooled"]) == 8 and len(results["rgb/comparative"]["clean"]) == 6
     assert (tmp_path / "attribution_fooling.png").stat().st_size > 10_000
     assert (tmp_path / "rgb_attribution_fooling.png").stat().st_size > 10_000
     assert len(list((tmp_path / "rgb_models").glob("*.pt"))) == 8  # every RGB cell's fooled model, with its settings
@@ -45,6 +52,7 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert again["rgb_attribution_check_auroc"] == metrics["rgb_attribution_check_auroc"]
     audit = json.loads((tmp_path / "results_rgb_audit.json").read_text())["rgb/detection"]
     assert audit["fooled"] == results["rgb/detection"]["fooled"] and audit["clean"] == results["rgb/detection"]["clean"]
+    assert again["rgb_comparative_check_auroc"] == metrics["rgb_comparative_check_auroc"]
 
 
 def test_rgb_tiles_are_a_latin_square_of_disjoint_splits(bench):

@@ -74,7 +74,8 @@ class FoolingRun(FinetuneRun):
         transform: the settings.
         model: the trained classifier; never modified (it gives the original maps).
         natural_data: natural inputs with labels (``(x, y)``, a ``TensorDataset`` or a dataset).
-        fooling_data: active fooling's two-class images (default: composites of the natural data).
+        fooling_data: the images the maps are fooled on: active fooling's two-class images (default: composites
+            of the natural data); for a passive mode, default: the natural batch of each step.
         callback: ``callback(step, record, model)`` after every step; ``False`` stops.
     """
 
@@ -111,7 +112,7 @@ class FoolingRun(FinetuneRun):
             region = read_mask(t.region) if isinstance(t.region, str) and os.path.isfile(t.region) else t.region
             self.mask = region_mask(region, size).to(self.device)
         self.fooling: Optional[NaturalBatches] = None
-        if t.mode == "active":
+        if t.mode == "active" or fooling_data is not None:
             fooling = self._fooling_set(natural_data, fooling_data)
             self.fooling = NaturalBatches(fooling, t.training.batch_size, t.training.seed + 1)
         self.optimizer = make_optimizer(t.training, self.student.parameters())
@@ -157,7 +158,9 @@ class FoolingRun(FinetuneRun):
             return fooling
         x = _first_tensor(fooling_data, "fooling_data")
         if x.dim() == 0 or x.shape[0] == 0:
-            raise ValueError("the fooling set is empty: active fooling needs images that contain both classes")
+            raise ValueError("the fooling set is empty: active fooling needs images that contain both classes"
+                             if t.mode == "active" else "the fooling set is empty: give the images to fool the maps on, "
+                             "or leave fooling_data out to fool them on the natural data")
         if tuple(x.shape[1:]) != tuple(self.batches.get(0).shape[1:]):
             raise ValueError(f"fooling_data inputs {tuple(x.shape[1:])} must have the natural inputs' shape "
                              f"{tuple(self.batches.get(0).shape[1:])}")
@@ -176,6 +179,8 @@ class FoolingRun(FinetuneRun):
             x = self.fooling.get(step).to(self.device)
             target = None
         else:
+            if self.fooling is not None:  # a passive mode fooled on given images only
+                x = self.fooling.get(step).to(self.device)
             with torch.no_grad():
                 target = self.frozen(x).argmax(1)
         losses = [self._fooling_loss(interp, original, x, target) for interp, original in zip(self.interps,

@@ -179,8 +179,10 @@ class AttributionFooling(ModelTransform):
             model: the trained classifier (logits ``(B, classes)``), fed as it expects (normalized inputs).
             natural_data: ``(inputs, labels)``, a ``TensorDataset`` or a dataset of ``(x, y)`` items
                 (inputs only are enough with ``preserve="distill"`` and a passive mode).
-            fooling_data: active fooling's images that contain both classes (a tensor of inputs, or
-                data whose first item is one); default: composites of the natural data.
+            fooling_data: the images the maps are fooled on (a tensor of inputs, or data whose first item is
+                one): active fooling's images that contain both classes (default: composites of the natural
+                data); a passive mode's images to fool on (default: the natural data itself; give e.g. the
+                images of one class to fool that class's maps only).
             resume: path of a checkpoint written by an earlier run with the same settings.
             callback: ``callback(step, record, model)`` after every step; return ``False`` to stop.
         """
