@@ -821,25 +821,27 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
           f", clean z {min(comparative_clean_scores):.2f}..{max(comparative_clean_scores):.2f}; AUROC "
           f"{metrics['comparative_check_auroc']:.3f}", flush=True)
 
-    def held_out_comparative(model: nn.Module, key: str) -> float:
+    def held_out(model: nn.Module, key: str, ev: Dict[str, Any], t0: float) -> Dict[str, Any]:
+        """A held-out attack's audit scores, each set against its own clean models (``{key}_check_auroc``,
+        ``{key}_comparative_auroc``), never pooled; kept with its evaluation ``ev`` as ``results[key]``."""
+        z, audit = check_score(model, audit_inputs, reference)
         cz, cby = comparative_score(model, audit_inputs, base, auditor[0])
+        metrics[f"{key}_check_auroc"] = auroc(torch.tensor([z] + clean_scores), torch.tensor(
+            [1] + [0] * len(clean_scores)), 1)
         metrics[f"{key}_comparative_auroc"] = auroc(torch.tensor([cz] + comparative_clean_scores), torch.tensor(
             [1] + [0] * len(comparative_clean_scores)), 1)
         print(f"{key} (held out) against the original: z {cz:.2f} [{_by_check({'by_check': cby})}]", flush=True)
-        return cz
+        results[key] = dict(ev, check_z=z, audit=audit, comparative_z=cz, seconds=round(time.perf_counter() - t0, 1))
+        return results[key]
 
     mode, name, s = adaptive  # held out: never pooled, never used for a choice
     t0 = time.perf_counter()
     m = fool(base, natural, mode, name, s, seeds[0])
     ev = evaluate_fooling(m, base, test, mode, INTERPRETERS)
-    z, audit = check_score(m, audit_inputs, reference)
-    ev.update(check_z=z, audit=audit, comparative_z=held_out_comparative(m, "adaptive"),
-              seconds=round(time.perf_counter() - t0, 1))
-    results["adaptive"] = ev
+    ev = held_out(m, "adaptive", ev, t0)
+    z, audit = ev["check_z"], ev["audit"]
     metrics["adaptive_fsr_grad_cam"] = ev["fsr"]["grad_cam"]
     metrics["adaptive_fsr_lrp_epsilon"] = ev["fsr"]["lrp_epsilon"]
-    metrics["adaptive_check_auroc"] = auroc(torch.tensor([z] + clean_scores), torch.tensor([1] + [0] * len(
-        clean_scores)), 1)
     print(f"adaptive (held out): {mode} against {name}: FSR grad_cam {ev['fsr']['grad_cam']:.3f}, lrp_epsilon "
           f"{ev['fsr']['lrp_epsilon']:.3f}, saliency {ev['fsr']['saliency']:.3f}; acc drop {ev['accuracy_drop']:+.2f}; "
           f"check z {z:.2f} [{_by_check(audit)}] (flagged rows {audit['flagged']})", flush=True)
@@ -854,13 +856,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ev = {"stacked": evaluate_fooling(m, base, test, mode, INTERPRETERS, classes=CLASSES, fooling_inputs=stacked),
           "side_by_side": evaluate_fooling(m, base, test, mode, INTERPRETERS, classes=CLASSES,
                                            fooling_inputs=composites)}
-    z, audit = check_score(m, audit_inputs, reference)
-    results["adaptive_focus"] = dict(ev, check_z=z, audit=audit, seconds=round(time.perf_counter() - t0, 1),
-                                     comparative_z=held_out_comparative(m, "adaptive_focus"))
+    scored = held_out(m, "adaptive_focus", ev, t0)
+    z, audit = scored["check_z"], scored["audit"]
     metrics["adaptive_focus_fsr_stacked"] = ev["stacked"]["fsr"][name]
     metrics["adaptive_focus_fsr_side_by_side"] = ev["side_by_side"]["fsr"][name]
-    metrics["adaptive_focus_check_auroc"] = auroc(torch.tensor([z] + clean_scores), torch.tensor(
-        [1] + [0] * len(clean_scores)), 1)
     print(f"adaptive on mosaic_focus (held out): active {name} on stacked composites: FSR stacked "
           f"{ev['stacked']['fsr'][name]:.3f}, side by side {ev['side_by_side']['fsr'][name]:.3f}; acc drop "
           f"{ev['stacked']['accuracy_drop']:+.2f}; check z {z:.2f} [{_by_check(audit)}] (flagged rows "
@@ -873,18 +872,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ev = {"class": evaluate_fooling(m, base, (test[0][test[1] == cls], test[1][test[1] == cls]), mode, INTERPRETERS),
           "other_classes": evaluate_fooling(m, base, (test[0][test[1] != cls], test[1][test[1] != cls]), mode,
                                             INTERPRETERS)}
-    z, audit = check_score(m, audit_inputs, reference)
-    results["adaptive_class"] = dict(ev, check_z=z, audit=audit, comparative_z=held_out_comparative(m, "adaptive_class"),
-                                     seconds=round(time.perf_counter() - t0, 1))
+    scored = held_out(m, "adaptive_class", ev, t0)
+    z, audit = scored["check_z"], scored["audit"]
     metrics["adaptive_class_fsr"] = ev["class"]["fsr"][name]
     metrics["adaptive_class_fsr_other_classes"] = ev["other_classes"]["fsr"][name]
-    metrics["adaptive_class_check_auroc"] = auroc(torch.tensor([z] + clean_scores), torch.tensor(
-        [1] + [0] * len(clean_scores)), 1)
     print(f"adaptive on explanation_drift (held out): {mode} {name} on class {cls} only: FSR on held-out class {cls} "
           f"{ev['class']['fsr'][name]:.3f}, on the other classes {ev['other_classes']['fsr'][name]:.3f}; acc drop "
           f"{ev['class']['accuracy_drop']:+.2f} (class {cls}) / {ev['other_classes']['accuracy_drop']:+.2f} (others); "
-          f"check z {z:.2f} [{_by_check(audit)}]; against the original z {results['adaptive_class']['comparative_z']:.2f}",
-          flush=True)
+          f"check z {z:.2f} [{_by_check(audit)}]; against the original z {scored['comparative_z']:.2f}", flush=True)
 
     fig = figure(os.path.join(args.out, "attribution_fooling.png"), base, fooled_models, test[0][:1], composites[:1],
                  composite_left=int(left[0]))
