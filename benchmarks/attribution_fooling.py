@@ -73,6 +73,8 @@ Usage::
     python benchmarks/attribution_fooling.py --tune-rgb [--cells ...]    # the RGB grid, validation crops only
     python benchmarks/attribution_fooling.py --rgb-only --attack-seed 1 --out runs/rgb_seed1   # a replicate
     python benchmarks/attribution_fooling.py --rgb-audit-only --out runs/rgb_seed1   # the RGB audit of those models
+    python benchmarks/attribution_fooling.py --comparative-figure runs/mnist/results.json \
+        runs/rgb/results_rgb_audit.json runs/rgb_seed1/results_rgb_audit.json --out docs   # round 4's figure
 
 ``--quick``: one attack seed, 500 test inputs, no RGB part (21 minutes on 2 cores). The reported MNIST numbers
 use ``CS_THREADS=1`` (``--mnist-only``, 28 minutes beside two RGB processes): at another thread count the fooled
@@ -271,6 +273,61 @@ def comparative_clean(bases: Dict[int, nn.Module], first: Dict[int, nn.Module], 
         for loss, ft_seed in COMPARATIVE_CLEAN:
             out[f"{loss} fine-tune {ft_seed} of seed {s}"] = (s, clean_finetune(b, data, steps, ft_seed, preserve=loss))
     return out
+
+
+def comparative_figure(path: str, panels: Dict[str, Tuple[Dict[str, float], Dict[str, float]]],
+                       threshold: float = 3.5) -> str:
+    """Round 4's scores as a strip per suite: ``panels`` maps a title to ``(fooled, clean)``, each ``{label: z}``;
+    fooled models in red (labelled), clean fine-tunes in blue, the audit's flag threshold dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.2), squeeze=False)
+    for ax, (title, (fooled, clean)) in zip(axes[0], panels.items()):
+        for row, (scores, color) in enumerate(((clean, "tab:blue"), (fooled, "tab:red"))):
+            ys = sorted(scores.items(), key=lambda kv: kv[1])
+            for k, (label, z) in enumerate(ys):
+                x = row + 0.5 * (k / max(len(ys) - 1, 1) - 0.5)
+                ax.scatter([x], [z], color=color, s=28, zorder=3)
+                if row == 1:  # neighbours (by z) labelled on alternate sides
+                    right = k % 2 == 0
+                    ax.annotate(label, (x, z), fontsize=6.5, xytext=(5 if right else -5, -2), textcoords="offset points",
+                                ha="left" if right else "right")
+        ax.axhline(threshold, color="gray", ls="--", lw=1)
+        ax.text(-0.3, threshold + 0.2, f"flag at {threshold}", fontsize=8, color="gray")
+        ax.set_xticks([0, 1], [f"clean fine-tunes ({len(clean)})", f"fooled ({len(fooled)})"])
+        ax.set_xlim(-0.45, 2.1)
+        ax.set_ylabel("largest combined z against the original")
+        ax.set_title(title, fontsize=10)
+    fig.suptitle("Audit against the model before the fine-tune (explanation_drift + class_swap)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def comparative_panels(paths: List[str]) -> Dict[str, Tuple[Dict[str, float], Dict[str, float]]]:
+    """:func:`comparative_figure`'s panels from saved runs: an MNIST ``results.json`` (every attack seed) and any
+    number of RGB ``results_rgb_audit.json`` / ``results_rgb.json`` (one attack seed each, pooled; a fooled model is
+    labelled with its run's folder)."""
+    panels: Dict[str, Tuple[Dict[str, float], Dict[str, float]]] = {}
+    for path in paths:
+        with open(path) as f:
+            r = json.load(f)
+        if "comparative_clean" in r:
+            panels["MNIST CNN"] = ({k.replace("/seed", " s"): v["comparative_z"] for k, v in r["attacks"].items()},
+                                   {k: v["comparative_z"] for k, v in r["comparative_clean"].items()})
+        elif "rgb/comparative" in r:
+            fooled, clean = panels.setdefault("RGB SmallRGBCNN", ({}, {}))
+            run = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            fooled.update({f"{k} ({run})": v[0] for k, v in r["rgb/comparative"]["fooled"].items()})
+            clean.update({f"{k} ({run})": v[0] for k, v in r["rgb/comparative"]["clean"].items()})
+        else:
+            raise SystemExit(f"{path} holds no round-4 scores (comparative_clean or rgb/comparative): run the "
+                             "benchmark's MNIST part or --rgb-audit-only first")
+    return panels
 
 
 def _by_check(audit: Dict[str, Any]) -> str:
@@ -711,8 +768,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     ap.add_argument("--mnist-only", action="store_true", help="the full MNIST part (both attack seeds), no RGB")
     ap.add_argument("--rgb-audit-only", action="store_true", help="only the RGB attribution audit, on the fooled "
                     "models an earlier --rgb-only run saved in --out (same RGB_SETTINGS and --attack-seed)")
+    ap.add_argument("--comparative-figure", nargs="+", metavar="RESULTS", default=None,
+                    help="only draw round 4's figure (to --out/attribution_comparative_audit.png) from saved runs' "
+                    "results: an MNIST results.json and RGB results_rgb_audit.json files")
     ap.add_argument("--out", default="runs/attribution_fooling")
     args = ap.parse_args(argv)
+    if args.comparative_figure:
+        os.makedirs(args.out, exist_ok=True)
+        path = comparative_figure(os.path.join(args.out, "attribution_comparative_audit.png"),
+                                  comparative_panels(args.comparative_figure))
+        print(f"wrote {path}")
+        return {}
     if os.environ.get("CS_THREADS"):
         torch.set_num_threads(int(os.environ["CS_THREADS"]))
     if args.tune_rgb or args.rgb_only or args.rgb_audit_only:

@@ -103,3 +103,26 @@ def test_stacked_composites_put_one_class_above_the_other(bench):
 def test_rgb_audit_only_needs_the_saved_models(bench, tmp_path):
     with pytest.raises(SystemExit, match="lacks models .* run --rgb-only first"):
         bench.main(["--smoke", "--rgb-audit-only", "--out", str(tmp_path)])
+
+
+def test_the_comparative_figure_pools_saved_runs_and_refuses_a_file_without_round_4(bench, tmp_path):
+    import json
+
+    mnist = tmp_path / "results.json"
+    mnist.write_text(json.dumps({"attacks": {"topk/grad_cam/seed0": {"comparative_z": 5.0}},
+                                 "comparative_clean": {"ce fine-tune of seed 0": {"comparative_z": 0.3}}}))
+    runs = []
+    for seed in (0, 1):
+        (tmp_path / f"rgb_s{seed}").mkdir()
+        runs.append(tmp_path / f"rgb_s{seed}" / "results_rgb_audit.json")
+        runs[-1].write_text(json.dumps({"rgb/comparative": {"fooled": {"active/grad_cam": [4.0 + seed, {}]},
+                                                            "clean": {"ce fine-tune of seed 0": [0.1, {}]}}}))
+    panels = bench.comparative_panels([str(mnist)] + [str(r) for r in runs])
+    assert panels["MNIST CNN"] == ({"topk/grad_cam s0": 5.0}, {"ce fine-tune of seed 0": 0.3})
+    assert panels["RGB SmallRGBCNN"][0] == {"active/grad_cam (rgb_s0)": 4.0, "active/grad_cam (rgb_s1)": 5.0}
+    bench.main(["--comparative-figure", str(mnist), str(runs[0]), "--out", str(tmp_path / "fig")])
+    assert (tmp_path / "fig" / "attribution_comparative_audit.png").stat().st_size > 10_000
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"attacks": {}}))
+    with pytest.raises(SystemExit, match="holds no round-4 scores"):
+        bench.comparative_panels([str(old)])
