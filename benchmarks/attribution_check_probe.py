@@ -33,6 +33,9 @@ per interpreter, where a score belongs to one):
   ``reference`` the auditor's own cross-entropy fine-tune of that base (seed ``AUDITOR_SEED``). Its suite is
   the fine-tunes only (an untouched base has nothing to drift from): the two CE fine-tunes above, the
   ``EXTRA_CLEAN`` fine-tunes (more seeds, and distillation to the base), and the six attacks.
+* ``length`` (a control, after round 4's reported run): clean fine-tunes longer than the reference
+  (``LONG_CLEAN``) against the 800-step reference, and the seed-3 fine-tunes against a reference of
+  ``LONG_REFERENCE_STEPS`` steps: how much of the comparative z is the fine-tune's length.
 
 Usage::
 
@@ -77,6 +80,9 @@ EXTRA_CLEAN = (("ce", 3, 11), ("ce", 3, 12), ("ce", 4, 11), ("distill", 3, 13), 
 #: the seed of the auditor's own cross-entropy fine-tune of each base: the comparative audit's reference
 AUDITOR_SEED = 10
 COMPARATIVE_CHECKS = ("explanation_drift", "class_swap")
+#: the length control (measured after round 4's reported run, chose nothing): clean cross-entropy fine-tunes of
+#: base seed 3 that run longer than the reference, (steps, seed), and the length of a second, longer reference
+LONG_CLEAN, LONG_REFERENCE_STEPS = ((1500, 15), (4000, 14)), 4000
 
 
 def _sibling(name: str) -> Any:
@@ -221,6 +227,24 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         print(f"comparative audit {label:34s} z {comparative[label]:5.1f}  "
               + ", ".join(f"{c} {v:.1f}" for c, v in by_check.items()), flush=True)
 
+    if not args.quick:  # the length control: longer benign fine-tunes, and a reference as long as the longest
+        b = bases[BASE_SEED]
+        long = {f"ce fine-tune of {n} steps": bench.cached_model(
+            os.path.join(args.out, f"ce_seed{BASE_SEED}_steps{n}_ft{ft_seed}.pt"), copy.deepcopy(b),
+            lambda: bench.clean_finetune(b, natural, n, ft_seed)) for n, ft_seed in LONG_CLEAN}
+        long_ref = bench.cached_model(os.path.join(args.out, f"auditor_seed{BASE_SEED}_steps{LONG_REFERENCE_STEPS}.pt"),
+                                      copy.deepcopy(b), lambda: bench.clean_finetune(b, natural, LONG_REFERENCE_STEPS,
+                                                                                     AUDITOR_SEED))
+        for label, m in {**long, **{k: v for k, v in finetunes.items() if not k.endswith(f"seed {SECOND_BASE_SEED}")}
+                         }.items():
+            rows.setdefault(label, {})
+            for key, ref in (("length_800_ref", auditor[BASE_SEED]), ("length_long_ref", long_ref)):
+                rows[label][key] = float(audit_attributions(m, x, reference=ref, original=b, interpreter_layer=RECTIFIED,
+                                                            checks=COMPARATIVE_CHECKS).combined.max())
+            print(f"length control {label:34s} z against the {bench.CLEAN_STEPS}-step reference "
+                  f"{rows[label]['length_800_ref']:5.1f}, against the {LONG_REFERENCE_STEPS}-step one "
+                  f"{rows[label]['length_long_ref']:5.1f}", flush=True)
+
     metrics: Dict[str, float] = {}
     metrics["probe_auroc_comparative"] = auroc(torch.tensor(list(comparative.values())),
                                                torch.tensor([int(k in fooled) for k in comparative]), 1)
@@ -234,6 +258,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         fine = [rows[k][f"gradcam_{key}"] for k in clean if "fine-tune" in k]
         metrics[f"probe_gradcam_{key}_empty_clean_finetunes"] = sum(g["empty"] for g in fine) / len(fine)
         metrics[f"probe_gradcam_{key}_rho_clean_finetunes"] = sum(g["rho_to_base"] for g in fine) / len(fine)
+    for label in rows:
+        if "length_long_ref" in rows[label] and (label.startswith("ce fine-tune of ") or label.startswith("active")):
+            tag = label.replace("ce fine-tune of ", "clean_").replace(" steps", "").replace("/", "_")
+            metrics[f"probe_length_{tag}_z_800_ref"] = rows[label]["length_800_ref"]
+            metrics[f"probe_length_{tag}_z_long_ref"] = rows[label]["length_long_ref"]
     metrics["seconds"] = time.perf_counter() - t0
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"rows": rows, "metrics": metrics}, f, indent=2)
