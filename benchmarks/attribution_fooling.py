@@ -311,7 +311,7 @@ def comparative_figure(path: str, panels: Dict[str, Tuple[Dict[str, float], Dict
 def comparative_panels(paths: List[str]) -> Dict[str, Tuple[Dict[str, float], Dict[str, float]]]:
     """:func:`comparative_figure`'s panels from saved runs: an MNIST ``results.json`` (every attack seed) and any
     number of RGB ``results_rgb_audit.json`` / ``results_rgb.json`` (one attack seed each, pooled; a fooled model is
-    labelled with its run's folder)."""
+    labelled with its run's folder; the clean fine-tunes, the same in every run, are drawn once)."""
     panels: Dict[str, Tuple[Dict[str, float], Dict[str, float]]] = {}
     for path in paths:
         with open(path) as f:
@@ -323,7 +323,7 @@ def comparative_panels(paths: List[str]) -> Dict[str, Tuple[Dict[str, float], Di
             fooled, clean = panels.setdefault("RGB SmallRGBCNN", ({}, {}))
             run = os.path.basename(os.path.dirname(os.path.abspath(path)))
             fooled.update({f"{k} ({run})": v[0] for k, v in r["rgb/comparative"]["fooled"].items()})
-            clean.update({f"{k} ({run})": v[0] for k, v in r["rgb/comparative"]["clean"].items()})
+            clean.update({k: v[0] for k, v in r["rgb/comparative"]["clean"].items()})  # the same models in each run
         else:
             raise SystemExit(f"{path} holds no round-4 scores (comparative_clean or rgb/comparative): run the "
                              "benchmark's MNIST part or --rgb-audit-only first")

@@ -120,6 +120,7 @@ def test_the_comparative_figure_pools_saved_runs_and_refuses_a_file_without_roun
     panels = bench.comparative_panels([str(mnist)] + [str(r) for r in runs])
     assert panels["MNIST CNN"] == ({"topk/grad_cam s0": 5.0}, {"ce fine-tune of seed 0": 0.3})
     assert panels["RGB SmallRGBCNN"][0] == {"active/grad_cam (rgb_s0)": 4.0, "active/grad_cam (rgb_s1)": 5.0}
+    assert panels["RGB SmallRGBCNN"][1] == {"ce fine-tune of seed 0": 0.1}  # one clean model, drawn once
     bench.main(["--comparative-figure", str(mnist), str(runs[0]), "--out", str(tmp_path / "fig")])
     assert (tmp_path / "fig" / "attribution_comparative_audit.png").stat().st_size > 10_000
     old = tmp_path / "old.json"
