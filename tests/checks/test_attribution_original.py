@@ -76,3 +76,25 @@ def test_the_audit_runs_the_checks_against_the_original_when_it_is_given_one():
         attribution_scores(original, x, t, checks=("explanation_drift",))
     with pytest.raises(TypeError, match="original must be the model before the fine-tune"):
         attribution_scores(original, x, t, original="model.pt")
+
+
+def test_the_audit_asks_the_original_for_each_map_once_for_both_models(monkeypatch):
+    from captum_slingshot.attributions import interpreters as interp
+
+    original, x, t = _net(0), torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    calls = []
+    real = interp.make_interpreter
+
+    def counting(name, model, layer=None):
+        made = real(name, model, layer)
+        if model is original:
+            heat = made.heatmap
+            made.heatmap = lambda inputs, target=None: calls.append(inputs.shape[0]) or heat(inputs, target)
+        return made
+
+    monkeypatch.setattr("captum_slingshot.checks.attribution.audit.make_interpreter", counting)
+    rep = audit_attributions(_net(1), x, reference=_net(2), target=t, original=original, interpreters=("saliency",),
+                             checks=("explanation_drift", "class_swap"))
+    # the inputs once, and the mosaics for their own and for their partners' classes once each: not again for the
+    # reference, though class_swap builds its mosaics anew
+    assert sorted(calls) == [6, 12, 12] and rep.z["class_swap"].shape == (1,)

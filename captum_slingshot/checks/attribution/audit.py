@@ -66,6 +66,23 @@ def _computed_once(explanation_func: Any, inputs: Tensor, target: Target) -> Any
     return func
 
 
+def _memoized(explanation_func: Any, seen: List[Any]) -> Any:
+    """``explanation_func``, its maps kept in ``seen`` and returned again for the same inputs (equal values, not
+    just the same tensor) and target: the audit asks the original model for the same maps once for the model
+    and once for the reference (``class_swap`` rebuilds its mosaics each time)."""
+
+    def func(x: Tensor, target: Target = None) -> Tensor:
+        for xs, t, maps in seen:
+            if xs.shape == x.shape and _same(t, target) and torch.equal(xs, x):
+                return maps
+        maps = explanation_func(x, target=target)
+        maps = (maps[0] if isinstance(maps, tuple) else maps).detach()
+        seen.append((x.detach(), target, maps))
+        return maps
+
+    return func
+
+
 def default_checks(inputs: Tensor, target: Target, with_original: bool = False) -> List[str]:
     """The registered checks the audit runs by default on ``inputs`` explained for ``target``: all of them but
     those that need more classes among the targets than there are (:attr:`AttributionCheckSpec.min_classes`)
@@ -100,6 +117,15 @@ def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
     predicted classes; ``interpreter_layer``: the layer of the layer methods (Grad-CAM; default: the last
     convolution); ``original``: the model before the fine-tune, which the checks that need it compare each
     interpreter with (the same interpreter of ``original``)."""
+    return _scores(model, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer, original,
+                   {})
+
+
+def _scores(model: nn.Module, inputs: Tensor, target: Target, interpreters: Sequence[str],
+            checks: Optional[Sequence[str]], max_examples_per_batch: Optional[int], interpreter_layer: Optional[str],
+            original: Optional[nn.Module], original_maps: Dict[str, List[Any]]) -> Dict[str, Tensor]:
+    """:func:`attribution_scores`, with the original's maps kept per interpreter in ``original_maps`` (shared by
+    the audit's two calls)."""
     for c in checks or ():
         ATTRIBUTION_CHECKS.get(c)  # unknown names raise, listing the registered ones
     if original is not None and not isinstance(original, nn.Module):
@@ -122,12 +148,12 @@ def attribution_scores(model: nn.Module, inputs: Tensor, target: Target = None,
                 target = model(inputs).argmax(1)
         checks = default_checks(inputs, target, original is not None) if checks is None else list(checks)
 
-        def heatmaps(m: nn.Module) -> List[Any]:
-            return [_computed_once(make_interpreter(n, m, interpreter_layer if INTERPRETERS.get(n).layer_method
-                                                    else None).heatmap, inputs, target) for n in interpreters]
+        def heatmap(m: nn.Module, n: str) -> Any:
+            return make_interpreter(n, m, interpreter_layer if INTERPRETERS.get(n).layer_method else None).heatmap
 
-        funcs = heatmaps(model)
-        originals = heatmaps(original) if original is not None else []
+        funcs = [_computed_once(heatmap(model, n), inputs, target) for n in interpreters]
+        originals = [_memoized(heatmap(original, n), original_maps.setdefault(n, [])) for n in interpreters
+                     ] if original is not None else []
         out: Dict[str, Tensor] = {}
         for c in checks:
             spec = ATTRIBUTION_CHECKS.get(c)
@@ -191,10 +217,11 @@ def audit_attributions(model: nn.Module, inputs: Tensor, *, reference: nn.Module
     n_classes = int(torch.as_tensor(target).reshape(-1).unique().numel())
     skipped = [] if checks is not None else [c for c in ATTRIBUTION_CHECKS
                                              if c not in default_checks(inputs, target, with_original)]
-    mine = attribution_scores(model, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer,
-                              original)
-    ref = attribution_scores(reference, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer,
-                             original)
+    original_maps: Dict[str, List[Any]] = {}  # the original's maps, computed once for both models
+    mine = _scores(model, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer, original,
+                   original_maps)
+    ref = _scores(reference, inputs, target, interpreters, checks, max_examples_per_batch, interpreter_layer, original,
+                  original_maps)
     names = list(mine)
     directions = {c: ATTRIBUTION_CHECKS.get(c).higher_is_more_suspicious for c in names}
     scores = {c: mine[c].mean(1) for c in names}
