@@ -280,3 +280,55 @@ def test_two_class_composites_hold_one_of_each_class_side_by_side(mnist_test):
     assert torch.equal(comp, again)
     with pytest.raises(ValueError, match="must differ"):
         two_class_composites(x[:10], y[:10], (3, 3), n=2)
+
+
+# -- fooling some classes only, and holding the other maps (the adaptive attack on explanation_drift) --------
+def test_hold_weight_and_passive_classes_are_checked():
+    model, data = _toy(), _toy_data()
+    for bad in (-1.0, True, "1"):
+        with pytest.raises(ValueError, match="hold_weight must be >= 0"):
+            _fooling(hold_weight=bad)
+    with pytest.raises(ValueError, match="distinct non-negative class indices"):
+        _fooling(mode="topk", classes=(1, 1))
+    with pytest.raises(ValueError, match="give classes= .the classes to fool. or fooling_data="):
+        _fooling(mode="topk", hold_weight=1.0).fit(model, data)
+    with pytest.raises(ValueError, match=r"classes \(5,\) are out of range: the model has 3 classes"):
+        _fooling(mode="topk", classes=(5,)).fit(model, data)
+    x, y = data
+    with pytest.raises(ValueError, match=r"no input of classes \(2,\)"):
+        _fooling(mode="topk", classes=(2,)).fit(model, (x, torch.where(y == 2, 0, y)))
+
+
+def test_a_passive_mode_on_classes_fools_the_natural_inputs_of_those_classes_only():
+    from captum_slingshot.attributions import make_interpreter
+    from captum_slingshot.attributions.maps import region_mask
+
+    model, (x, y) = _toy(), _toy_data()
+    x = torch.where((y == 1)[:, None, None, None], x[(y == 1).nonzero()[0]], x)  # every class-1 input: one image
+    out = _fooling(mode="location", steps=1, classes=(1,)).fit(model, (x, y))
+    one = x[y == 1][:1]
+    expected = location_loss(minmax_maps(make_interpreter("grad_cam", model).heatmap(one, model(one).argmax(1))),
+                             region_mask("frame", (8, 8)))
+    assert out.history["fooling"][0] == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert "hold" not in out.history  # no hold term asked for
+
+
+def test_the_hold_term_starts_at_zero_and_keeps_the_other_classes_maps_nearer_the_originals():
+    from captum_slingshot.attributions import make_interpreter
+
+    model, (x, y) = _toy(), _toy_data(n=96)
+    settings = dict(mode="location", classes=(0,), steps=40, lr=3e-3, fooling_weight=10.0)
+    free = _fooling(**settings).fit(model, (x, y)).model
+    held_run = _fooling(**settings, hold_weight=30.0).fit(model, (x, y))
+    assert held_run.history["hold"][0] == 0.0  # step 0: the student is the original
+    assert len(held_run.history["hold"]) == 40
+
+    others = x[y != 0]
+    target = model(others).argmax(1)
+
+    def drift(m: nn.Module) -> float:
+        maps = minmax_maps(make_interpreter("grad_cam", m).heatmap(others, target)).detach()
+        before = minmax_maps(make_interpreter("grad_cam", model).heatmap(others, target)).detach()
+        return float((maps - before).pow(2).mean())
+
+    assert drift(held_run.model) < 0.5 * drift(free)

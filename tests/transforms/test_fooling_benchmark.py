@@ -39,8 +39,10 @@ def test_smoke_attribution_fooling_benchmark(bench, mnist_cnn, tmp_path, capsys)
     assert set(results["rgb/detection"]["by_check"]["active/grad_cam"]) >= {"mosaic_focus", "fixed_pattern"}
     for key in ("comparative_check_auroc", "rgb_comparative_check_auroc", "adaptive_comparative_auroc",
                 "adaptive_focus_comparative_auroc", "adaptive_class_comparative_auroc", "adaptive_class_fsr",
-                "adaptive_class_fsr_other_classes"):  # round 4: against the model before the fine-tune
+                "adaptive_class_fsr_other_classes",  # round 4: against the model before the fine-tune
+                "adaptive_hold_comparative_auroc", "adaptive_hold_fsr", "adaptive_hold_fsr_other_classes"):  # round 5
         assert f"metric {key} " in printed and 0 <= metrics[key] <= 1
+    assert len(results["adaptive_hold"]["comparative_by_check"]) == 2
     assert all(set(v["comparative_by_check"]) == {"explanation_drift", "class_swap"} for v in results["attacks"].values())
     assert len(results["comparative_clean"]) == 6 and "base seed 0" not in results["comparative_clean"]
     assert len(results["rgb/comparative"]["fooled"]) == 8 and len(results["rgb/comparative"]["clean"]) == 6

@@ -2,7 +2,7 @@
 :meth:`~captum_slingshot.transforms.finetune.FinetuneRun.train`.
 
 Per step: a natural batch ``(x, y)``; the preservation loss (cross-entropy to ``y``, or KL to the
-original's softmax); the maps of the trained-against interpreter with a graph to the weights and
+original's softmax; with ``hold_weight``, plus the held maps of the inputs not fooled); the maps of the trained-against interpreter with a graph to the weights and
 the original model's maps of the same inputs and classes (no graph); the fooling loss;
 ``L = L_keep + fooling_weight * L_F``; a NaN guard; Adam; the progress bar (both terms);
 checkpoints; the callback. Batch ``k`` depends only on ``(seed, k)``, so a resumed run continues
@@ -112,9 +112,15 @@ class FoolingRun(FinetuneRun):
             region = read_mask(t.region) if isinstance(t.region, str) and os.path.isfile(t.region) else t.region
             self.mask = region_mask(region, size).to(self.device)
         self.fooling: Optional[NaturalBatches] = None
-        if t.mode == "active" or fooling_data is not None:
+        if t.mode == "active" or fooling_data is not None or t.classes is not None:
             fooling = self._fooling_set(natural_data, fooling_data)
             self.fooling = NaturalBatches(fooling, t.training.batch_size, t.training.seed + 1)
+        #: the classes whose natural inputs the hold term leaves alone (a passive mode's fooled classes)
+        self.unheld = () if t.mode == "active" or t.classes is None else tuple(t.classes)
+        if t.hold_weight > 0 and t.mode != "active" and self.fooling is None:
+            raise ValueError("hold_weight holds the maps of the inputs the attack does not fool, but this passive run "
+                             "fools every natural input: give classes= (the classes to fool) or fooling_data=")
+        self.last_hold: Optional[float] = None
         self.optimizer = make_optimizer(t.training, self.student.parameters())
         self.history: Dict[str, List[float]] = {"loss": [], "preservation": [], "fooling": [], "lr": []}
         self.start = 0
@@ -135,7 +141,7 @@ class FoolingRun(FinetuneRun):
         if y is not None and (int(y.min()) < 0 or int(y.max()) >= n):
             raise ValueError(f"labels must be class indices in [0, {n - 1}] (the model has {n} outputs), got "
                              f"{int(y.min())}..{int(y.max())}")
-        if self.t.mode == "active" and max(self.t.classes) >= n:
+        if self.t.classes is not None and max(self.t.classes) >= n:
             raise ValueError(f"classes {tuple(self.t.classes)} are out of range: the model has {n} classes "
                              f"(0..{n - 1})")
         return n
@@ -144,6 +150,15 @@ class FoolingRun(FinetuneRun):
         from ...data import two_class_composites
 
         t = self.t
+        if fooling_data is None and t.mode != "active":  # a passive mode on given classes: their natural inputs
+            tensors = tensor_tuple(natural_data)
+            if tensors is None or len(tensors) < 2:
+                raise ValueError(f"fooling classes {tuple(t.classes)} needs natural data as (inputs, labels) tensors "
+                                 "to find their inputs; or pass fooling_data (the images to fool the maps on)")
+            keep = torch.isin(tensors[1].long(), torch.tensor(t.classes))
+            if not bool(keep.any()):
+                raise ValueError(f"the natural data has no input of classes {tuple(t.classes)} to fool the maps of")
+            return tensors[0][keep]
         if fooling_data is None:
             tensors = tensor_tuple(natural_data)
             if tensors is None or len(tensors) < 2:
@@ -203,12 +218,37 @@ class FoolingRun(FinetuneRun):
             return topk_loss(raw, top_fraction_mask(before, t.top_fraction)) + mass_loss(raw, mass)
         return center_mass_loss(raw, center_of_mass(before)) + mass_loss(raw, mass)
 
+    def hold_loss(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The maps of the natural inputs the run does not fool (labels ``y`` outside a passive run's classes;
+        without labels, the original's predictions), held at the original's: the mean squared difference of the
+        min-max normalised maps of each input's originally predicted class, averaged over the interpreters trained
+        against; zero when the batch has no such input."""
+        with torch.no_grad():
+            target = self.frozen(x).argmax(1)
+        label = target if y is None else y
+        held = ~torch.isin(label, torch.tensor(self.unheld, device=label.device, dtype=label.dtype))
+        if not bool(held.any()):
+            return torch.zeros((), device=x.device)
+        x, target = x[held], target[held]
+        losses = [(minmax_maps(interp.heatmap(x, target)) - self.original_maps(original, x, target)).pow(2).mean()
+                  for interp, original in zip(self.interps, self.originals)]
+        return torch.stack(losses).mean()
+
     # -- what the shared loop needs ----------------------------------------------------------
+    def preservation_loss(self, x: Tensor, y: Optional[Tensor]) -> Tensor:
+        """``L_keep``: the predictions kept (cross-entropy or KL), plus ``hold_weight`` x :meth:`hold_loss`."""
+        keep = super().preservation_loss(x, y)
+        if self.t.hold_weight <= 0:
+            return keep
+        hold = self.hold_loss(x, y)
+        self.last_hold = float(hold.detach())
+        return keep + self.t.hold_weight * hold
+
     def texts(self) -> RunTexts:
         """How the run names itself: ``attribution fooling``; its ``fooling`` loss, weighted by ``fooling_weight``."""
         return RunTexts(name="attribution fooling", bar=f"attribution fooling ({self.t.mode})", key="fooling",
                         short="fool", weight="fooling_weight")
 
     def attack_loss(self, x: Tensor, step: int) -> Tuple[Tensor, Dict[str, float]]:
-        """The fooling loss of the step (no extra records)."""
-        return self.fooling_loss(x, step), {}
+        """The fooling loss of the step; with a hold term, its value as the extra record ``hold``."""
+        return self.fooling_loss(x, step), ({} if self.last_hold is None else {"hold": self.last_hold})

@@ -69,7 +69,16 @@ class AttributionFooling(ModelTransform):
         region: location fooling's region: ``frame``, ``corner``, a mask tensor ``(H, W)`` or the
             path of one (``.pt`` tensor or an image; white = where the relevance should go).
         top_fraction: the share of the original's most relevant pixels top-k fooling empties.
-        classes: the two classes whose explanations active fooling swaps.
+        classes: the two classes whose explanations active fooling swaps. A passive mode fools the maps of
+            these classes only (one or more): its fooling set is the natural inputs of these classes, unless
+            ``fooling_data`` is given.
+        hold_weight: the weight of a term that holds the maps of the natural inputs the attack does not fool
+            at the original's (mean squared difference of the min-max normalised maps of the interpreters
+            trained against, each input's original class). Passive modes: the inputs outside ``classes``
+            (needs ``classes`` or ``fooling_data``); active: every natural input. 0 (the default) holds
+            nothing. It is the adaptive attack on the audit against the original
+            (:func:`~captum_slingshot.checks.attribution.explanation_drift`): the fooling stays where it is
+            aimed and the other maps do not drift.
         fooling_size: composites made from the natural data when active fooling gets no
             ``fooling_data``.
         preserve: ``ce`` (cross-entropy to the labels) or ``distill`` (KL to the original's softmax).
@@ -94,7 +103,11 @@ class AttributionFooling(ModelTransform):
     top_fraction: float = setting(0.1, "share of the original's most relevant pixels that top-k fooling empties",
                                   flat="top_fraction", kind="float")
     classes: Optional[Tuple[int, ...]] = setting(None, "the two classes whose explanations active fooling swaps, "
-                                                 "e.g. 3,8", flat="classes", kind="ints", optional=True)
+                                                 "e.g. 3,8; a passive mode fools these classes' maps only",
+                                                 flat="classes", kind="ints", optional=True)
+    hold_weight: float = setting(0.0, "weight of a term holding the maps of the inputs not fooled at the "
+                                 "original's (passive modes: outside classes; active: every natural input); 0: off",
+                                 flat="hold_weight", kind="float")
     fooling_size: int = setting(2000, "two-class composites made from the natural data for active fooling",
                                 flat="fooling_size", kind="int")
     preserve: str = setting("ce", "what keeps the predictions: ce (cross-entropy to the labels, the paper) or distill "
@@ -131,8 +144,15 @@ class AttributionFooling(ModelTransform):
         if not isinstance(self.region, (str, Tensor)):
             raise TypeError(f"region must be 'frame', 'corner', a mask tensor or a file, got "
                             f"{type(self.region).__name__}")
+        if isinstance(self.hold_weight, bool) or not isinstance(self.hold_weight, (int, float)) \
+                or not self.hold_weight >= 0:
+            raise ValueError(f"hold_weight must be >= 0 (0: hold no map), got {self.hold_weight!r}")
         if self.classes is not None:
             self.classes = tuple(int(c) for c in self.classes)
+            if self.mode != "active" and (not self.classes or min(self.classes) < 0
+                                          or len(set(self.classes)) != len(self.classes)):
+                raise ValueError(f"classes of a passive mode must be distinct non-negative class indices (the classes "
+                                 f"whose maps are fooled), got {self.classes!r}")
         if self.mode == "active":
             c = self.classes
             if c is None or len(c) != 2 or c[0] == c[1] or min(c) < 0:
